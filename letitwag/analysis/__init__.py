@@ -1,0 +1,1 @@
+"""Analysis: per-concept performance against pretraining frequency (the paper's log-linear finding)."""

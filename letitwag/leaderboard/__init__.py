@@ -1,0 +1,1 @@
+"""Leaderboard: verify submissions by recomputing metrics, and render a static site."""

@@ -13,7 +13,6 @@ env: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(PIP_INSTALL) torch torchvision
 	$(PIP_INSTALL) -e '.[all,test]'
 	touch $(STAMP)
 

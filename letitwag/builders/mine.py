@@ -20,6 +20,7 @@ Order of the criteria (the first one that fails names the reason a concept was d
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -238,7 +239,7 @@ def result_document(result: MiningResult) -> dict:
     document = result.concepts.to_json()
     dropped = Counter(d.criterion for d in result.decisions.values() if not d.kept)
     document["mining"] = {
-        "criteria": {**asdict(result.criteria), "order": list(CRITERIA_ORDER)},
+        "criteria": {**json.loads(json.dumps(asdict(result.criteria))), "order": list(CRITERIA_ORDER)},
         "table": result.table_description,
         "selected": len(result.concepts),
         "dropped_by": dict(sorted(dropped.items())),

@@ -15,8 +15,66 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
+    _register_tag_images(subparsers)
     _register_match(subparsers)
     _register_misalignment(subparsers)
+
+
+def _register_tag_images(subparsers) -> None:
+    parser = cli.add_command(
+        subparsers,
+        "tag-images",
+        help="image-side counts: tag every image against the concepts (zero-shot CLIP tagger or RAM++)",
+        description="Tag images against a concept list; a concept is present when its probability is > --threshold "
+        "(0.7, as the paper). Writes OUT/image.parquet (count type 'image', corpus size = images tagged), its "
+        "provenance (skipped images by reason) and OUT/image_postings.parquet (sample_id, concept_id). Sample ids: "
+        "folder = relative path without extension, tar = webdataset key, parquet = --id-column or <file>:<row>, "
+        "HF = --id-column or <name>/<split>:<row> (the same defaults as frequency count). "
+        "Resumable: rerun the same command after an interruption.",
+        examples="  letitwag frequency tag-images --images shards/{00000..00009}.tar --concepts let-it-wag \\\n"
+        "      --model open_clip:ViT-B-32/laion2b_s34b_b79k --device cuda --out tags/\n"
+        "  letitwag frequency tag-images --images photos/ --concepts my_concepts.txt \\\n"
+        "      --model open_clip:ViT-B-32/laion2b_s34b_b79k --prompts descriptions.json --out tags/\n"
+        "  letitwag frequency tag-images --images shards/00000.tar --concepts all --tagger ram-plus \\\n"
+        "      --model ~/ram_plus_swin_large_14m.pth --device cuda --out tags/",
+    )
+    parser.add_argument("--images", nargs="+", required=True, metavar="SPEC",
+                        help="image folders, webdataset .tar files, parquet files with image bytes, or hf:DATASET "
+                        "(a saved/local dataset directory or a Hub id)")
+    parser.add_argument("--concepts", required=True, help="concept list: bundled name (all, let-it-wag, imagenet, ...) "
+                        "or a file")
+    parser.add_argument("--model", required=True,
+                        help="zero-shot: an encoder spec (open_clip:ARCH/PRETRAINED, transformers:ID_OR_DIR, ...); "
+                        "ram-plus: path to the RAM++ checkpoint")
+    parser.add_argument("--tagger", default="zero-shot", choices=["zero-shot", "ram-plus"],
+                        help="zero-shot: multi-label CLIP tagger, p = sigmoid(scale * (cos(img, concept) - "
+                        "cos(img, background))); ram-plus: RAM++ (needs the `ram` package)")
+    parser.add_argument("--threshold", type=float, default=0.7, help="a concept is present iff probability > this")
+    parser.add_argument("--prompts", default="ensemble",
+                        help="ensemble | simple | FILE: templates with {c} (JSON list or one per line) or "
+                        "per-concept descriptions (JSON {concept_id: [text, ...]})")
+    parser.add_argument("--background", default="object",
+                        help="zero-shot: the generic class each concept is weighed against, in the same templates")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
+    parser.add_argument("--shard-size", type=int, default=1000,
+                        help="images per shard for folders, parquet and HF inputs (a tar is one shard)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="shards in parallel (local: processes, each loads the model; ray: CPUs of a local Ray)")
+    parser.add_argument("--executor", default="local", choices=["local", "ray"], help="where shards run")
+    parser.add_argument("--ray-address", default=None, help="join this Ray cluster (with --executor ray)")
+    parser.add_argument("--decode-threads", type=int, default=None,
+                        help="threads decoding images per worker (default: min(4, CPUs))")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when available)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "amp", "bf16", "fp16"],
+                        help="model precision")
+    parser.add_argument("--image-column", default=None, help="parquet/HF: column holding the images (auto-detected)")
+    parser.add_argument("--id-column", default=None,
+                        help="parquet/HF: column of sample ids (never guessed; pass the same one to frequency count)")
+    parser.add_argument("--split", default=None, help="HF datasets: tag only this split (default: all splits, "
+                        "as frequency count reads them)")
+    parser.add_argument("--corpus", default=None, help="corpus name in the table (default: the first input's name)")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.set_defaults(handler=_run_tag_images)
 
 
 def _add_sides(parser) -> None:
@@ -75,6 +133,36 @@ def _register_misalignment(subparsers) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="output JSON file")
     parser.set_defaults(handler=_run_misalignment)
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _run_tag_images(args) -> int:
+    from letitwag.builders.tagging import build_tagger, tag_images
+    from letitwag.concepts import load_concepts
+    from letitwag.engine.executors import make_executor
+
+    concepts = load_concepts(args.concepts)
+    tagger = build_tagger(args.tagger, args.model, prompts=args.prompts, device=_device(args.device),
+                          precision=args.precision, background=args.background,
+                          cache_dir=args.out / ".shards" / "concept-vectors")
+    table = tag_images(
+        args.images, concepts, tagger, args.out,
+        threshold=args.threshold, batch_size=args.batch_size, shard_size=args.shard_size,
+        executor=make_executor(args.executor, args.workers, args.ray_address), decode_threads=args.decode_threads,
+        corpus=args.corpus, image_column=args.image_column, id_column=args.id_column, split=args.split,
+    )
+    provenance = table.provenance
+    skipped = sum(provenance["skipped"].values())
+    print(f"wrote {args.out / 'image.parquet'}: {provenance['images_tagged']} images tagged, {skipped} skipped, "
+          f"{sum(1 for v in table.counts().values() if v)} of {len(concepts)} concepts seen")
+    return 0
 
 
 def _concepts(spec):

@@ -1,0 +1,283 @@
+"""Sharded, resumable image tagging: images -> per-concept image counts + postings.
+
+Runs on the shared engine (``letitwag.engine``): each input is cut into shards, a shard's
+partial (its postings, per-concept counts, image and skip counts) is stored atomically with a
+completion marker, and a rerun after ``kill -9`` reuses every finished shard. Partials are
+folded in shard order, so local and Ray runs, resumed or not, write identical files.
+
+Outputs in ``out_dir``: ``image.parquet`` (frequency table, count type ``image``, corpus size =
+images tagged), its provenance sidecar (tagger, model, prompts, threshold, inputs, skipped
+images by reason, shards reused/computed) and ``image_postings.parquet`` (sample_id,
+concept_id). A concept is present in an image iff the tagger's probability is > threshold.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as _dt
+import functools
+import io
+import json
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from letitwag import __version__
+from letitwag.builders.tagging.protocol import Tagger
+from letitwag.builders.tagging.readers import ImageRecord, ImageShard, decode_image, plan_shards, read_shard
+from letitwag.concepts import ConceptList
+from letitwag.engine.executors import Executor, LocalExecutor
+from letitwag.engine.run import iter_partials, run_shards
+from letitwag.engine.shards import Shard, file_identity, fingerprint, shard_key
+from letitwag.engine.store import ShardStore
+from letitwag.errors import UserInputError
+from letitwag.postings import write_postings
+from letitwag.tables import FrequencyTable
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_META_KEY = b"letitwag.image-partial"
+SHARD_STORE = Path(".shards") / "image"
+SAMPLE_ID_RULES = {
+    "folder": "path relative to the folder without extension",
+    "tar": "webdataset key (member path up to the basename's first dot)",
+    "parquet": "--id-column, else <file>:<row> (file relative to the parquet inputs' common folder)",
+    "hf": "--id-column, else <dataset>/<split>:<row>",
+    "hf-disk": "--id-column, else <folder name>/<split>:<row>",
+}
+
+
+@dataclass(frozen=True)
+class TaggingJob:
+    """Everything a worker needs besides its shard; pickled once per worker / Ray task."""
+
+    tagger: Tagger
+    num_concepts: int
+    threshold: float
+    batch_size: int
+    decode_threads: int
+
+
+@dataclass
+class ImagePartial:
+    """One shard's result; merged by concatenating postings and summing counts."""
+
+    sample_ids: list[str]
+    concept_indices: np.ndarray
+    documents: np.ndarray
+    images: int
+    skipped: Counter
+
+    def to_bytes(self) -> bytes:
+        """Arrow IPC (no pickle): postings columns, counts and skips in the schema metadata."""
+        meta = {"images": self.images, "skipped": dict(self.skipped), "documents": self.documents.tolist()}
+        table = pa.table(
+            {"sample_id": pa.array(self.sample_ids, pa.string()),
+             "concept_index": pa.array(self.concept_indices, pa.int32())}
+        ).replace_schema_metadata({PARTIAL_META_KEY: json.dumps(meta).encode()})
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "ImagePartial":
+        table = pa.ipc.open_stream(data).read_all()
+        meta = json.loads(table.schema.metadata[PARTIAL_META_KEY])
+        return cls(
+            table["sample_id"].to_pylist(),
+            table["concept_index"].to_numpy(),
+            np.asarray(meta["documents"], dtype=np.int64),
+            meta["images"],
+            Counter(meta["skipped"]),
+        )
+
+
+# --- worker side ----------------------------------------------------------------------------
+
+def _prepared(tagger: Tagger, record: ImageRecord):
+    """(sample id, model input or None, skip reason or None) for one record; runs in a thread."""
+    if record.error is not None:
+        return record.sample_id, None, record.error
+    image, reason = decode_image(record.data)
+    if image is None:
+        return record.sample_id, None, reason
+    try:
+        return record.sample_id, tagger.preprocess(image), None
+    except (OSError, ValueError) as error:
+        logger.debug("%s: preprocessing failed (%s)", record.sample_id, error)
+        return record.sample_id, None, "preprocess_failed"
+
+
+def _chunks(records: Iterator[ImageRecord], size: int) -> Iterator[list[ImageRecord]]:
+    chunk: list[ImageRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
+    """The engine's map function: tag every image of one shard (decode in threads, batch on the model).
+
+    Decoding of the next batch overlaps with the model's work on the current one.
+    """
+    import torch
+
+    sample_ids: list[str] = []
+    indices: list[np.ndarray] = []
+    documents = np.zeros(job.num_concepts, dtype=np.int64)
+    skipped: Counter = Counter()
+    images = 0
+    in_main_process = multiprocessing.parent_process() is None
+    progress = tqdm(desc=f"tagging {Path(shard.source).name}", unit="img", leave=False, disable=not in_main_process)
+    prepare = functools.partial(_prepared, job.tagger)
+    with concurrent.futures.ThreadPoolExecutor(job.decode_threads) as pool, torch.inference_mode():
+        chunks = _chunks(read_shard(shard), job.batch_size)
+        submit = lambda chunk: [pool.submit(prepare, record) for record in chunk]  # noqa: E731
+        upcoming = [submit(chunk) for chunk in _take(chunks, 1)]
+        while upcoming:
+            prepared = [future.result() for future in upcoming.pop(0)]
+            upcoming += [submit(chunk) for chunk in _take(chunks, 1)]
+            ok = [(sample_id, tensor) for sample_id, tensor, reason in prepared if reason is None]
+            skipped.update(reason for _, _, reason in prepared if reason is not None)
+            progress.update(len(prepared))
+            if not ok:
+                continue
+            probabilities = np.asarray(job.tagger.probabilities([tensor for _, tensor in ok]))
+            _check_probabilities(probabilities, len(ok), job.num_concepts, shard)
+            present = probabilities > job.threshold
+            rows, columns = np.nonzero(present)
+            sample_ids += [ok[row][0] for row in rows]
+            indices.append(columns.astype(np.int32))
+            documents += present.sum(axis=0)
+            images += len(ok)
+    progress.close()
+    concept_indices = np.concatenate(indices) if indices else np.zeros(0, np.int32)
+    return ImagePartial(sample_ids, concept_indices, documents, images, skipped).to_bytes()
+
+
+def _take(iterator: Iterator, count: int) -> list:
+    return [item for _, item in zip(range(count), iterator)]
+
+
+def _check_probabilities(probabilities: np.ndarray, rows: int, columns: int, shard: ImageShard) -> None:
+    if probabilities.shape != (rows, columns):
+        raise ValueError(
+            f"tagger returned probabilities of shape {probabilities.shape} for {rows} images and {columns} concepts"
+        )
+    if not np.isfinite(probabilities).all():
+        raise UserInputError(f"{shard.source}: the tagger returned NaN/inf probabilities; try --precision fp32")
+
+
+# --- driver side ----------------------------------------------------------------------------
+
+def _shard_identity(shard: ImageShard) -> dict:
+    identity = {"kind": shard.kind, "source": shard.source, "start": shard.start, "stop": shard.stop,
+                "image_column": shard.image_column, "id_column": shard.id_column, "split": shard.split,
+                "items": list(shard.items)}
+    if shard.kind in ("tar", "parquet"):  # HF shards carry the dataset fingerprint in ``items``
+        identity["file"] = file_identity(shard.source)
+    return identity
+
+
+def _engine_shards(shards: Sequence[ImageShard], parameters: dict) -> list[Shard]:
+    params = fingerprint(parameters)
+    result = []
+    for shard in shards:
+        identity = _shard_identity(shard)
+        result.append(Shard(shard_key(shard.name, identity), shard, fingerprint(identity, params)))
+    return result
+
+
+def tag_images(
+    images: Sequence[str],
+    concepts: ConceptList,
+    tagger: Tagger,
+    out_dir: str | Path,
+    threshold: float = 0.7,
+    batch_size: int = 64,
+    shard_size: int = 1000,
+    executor: Executor | None = None,
+    decode_threads: int | None = None,
+    corpus: str | None = None,
+    image_column: str | None = None,
+    id_column: str | None = None,
+    split: str | None = None,
+) -> FrequencyTable:
+    """Tag every image against ``concepts`` and write the image table + postings into ``out_dir``."""
+    if len(concepts) == 0:
+        raise UserInputError("the concept list is empty; give at least one concept")
+    if not 0.0 <= threshold < 1.0:
+        raise UserInputError(f"--threshold must be in [0, 1), got {threshold}")
+    if batch_size < 1:
+        raise UserInputError(f"--batch-size must be at least 1, got {batch_size}")
+    out_dir = Path(out_dir)
+    executor = executor or LocalExecutor(1)
+    image_shards = plan_shards(list(images), shard_size, image_column, id_column, split)
+    logger.info("%d image shard(s) from %d input(s); preparing the tagger", len(image_shards), len(images))
+    tagger.prepare(concepts)
+    tagger_metadata = tagger.metadata()
+    parameters = {"tagger": tagger_metadata, "concepts": [(c.id, c.name) for c in concepts], "threshold": threshold}
+    shards = _engine_shards(image_shards, parameters)
+    threads = decode_threads or min(4, os.cpu_count() or 1)
+    job = TaggingJob(tagger, len(concepts), threshold, batch_size, threads)
+    report = run_shards(shards, functools.partial(tag_shard, job), ShardStore(out_dir / SHARD_STORE), executor,
+                        description="image shards")
+
+    documents = np.zeros(len(concepts), dtype=np.int64)
+    skipped: Counter = Counter()
+    images_tagged = 0
+    postings = []
+    for partial in iter_partials(ShardStore(out_dir / SHARD_STORE), shards, ImagePartial.from_bytes):
+        documents += partial.documents
+        skipped.update(partial.skipped)
+        images_tagged += partial.images
+        postings.append(pa.table({"sample_id": pa.array(partial.sample_ids, pa.string()),
+                                  "concept_index": pa.array(partial.concept_indices, pa.int32())}))
+    merged = pa.concat_tables(postings) if postings else pa.table(
+        {"sample_id": pa.array([], pa.string()), "concept_index": pa.array([], pa.int32())})
+    concept_ids = pa.array(concepts.ids, pa.string())
+    postings_table = pa.table({"sample_id": merged["sample_id"], "concept_id": pc.take(concept_ids, merged["concept_index"])})
+    unique_pairs = postings_table.group_by(["sample_id", "concept_id"]).aggregate([]).num_rows
+    duplicates = postings_table.num_rows - unique_pairs
+    if duplicates:
+        logger.warning("%d (sample, concept) postings repeat: some sample ids occur more than once in the inputs; "
+                       "the postings keep one row each", duplicates)
+        postings_table = postings_table.group_by(["sample_id", "concept_id"], use_threads=False).aggregate([])
+
+    provenance = {
+        "tool": f"letitwag {__version__}",
+        "command": "frequency tag-images",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "inputs": [{"spec": spec} for spec in images],
+        "sample_ids": {kind: SAMPLE_ID_RULES[kind] for kind in sorted({s.kind for s in image_shards})},
+        "parameters": {"threshold": threshold, "rule": "present iff probability > threshold",
+                       "batch_size": batch_size, "shard_size": shard_size,
+                       "concepts": concepts.name, "num_concepts": len(concepts)},
+        "tagger": tagger_metadata,
+        "images_tagged": images_tagged,
+        "skipped": dict(sorted(skipped.items())),
+        "duplicate_postings": duplicates,
+        "run": report.summary(),
+    }
+    corpus_name = corpus or Path(images[0].removeprefix("hf:").rstrip("/")).stem
+    table = FrequencyTable.from_counts(concepts, documents.tolist(), None, corpus_name, "image", images_tagged,
+                                       provenance)
+    write_postings(out_dir / "image_postings.parquet", postings_table)
+    table.write(out_dir / "image.parquet")
+    logger.info("tagged %d images (%d skipped): %d postings", images_tagged, sum(skipped.values()),
+                postings_table.num_rows)
+    return table

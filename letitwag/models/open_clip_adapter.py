@@ -1,0 +1,106 @@
+"""open_clip models: pretrained tags, Hub repos, local checkpoints, or random weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from letitwag.errors import UserInputError
+from letitwag.models.base import Encoder, check_precision
+from letitwag.models.provenance import file_identity, plumbing_card
+from letitwag.models.spec import ModelSpec, looks_like_path
+
+logger = logging.getLogger(__name__)
+
+
+def _open_clip_precision(precision: str) -> str:
+    """open_clip's name for our precision (``amp`` keeps fp32 weights and autocasts)."""
+    return {"fp32": "fp32", "amp": "fp32", "bf16": "pure_bf16", "fp16": "pure_fp16"}[precision]
+
+
+def _resolved_weights(spec: ModelSpec) -> dict:
+    import open_clip
+
+    if spec.pretrained is None:
+        if spec.name.startswith("local-dir:"):
+            return file_identity(spec.name[len("local-dir:"):])
+        if spec.name.startswith("hf-hub:"):
+            return {"resolved_checkpoint": spec.name, "revision": None}
+        return {"resolved_checkpoint": None, "revision": None}
+    if looks_like_path(spec.pretrained):
+        return file_identity(spec.pretrained)
+    try:
+        cached = open_clip.download_pretrained(open_clip.get_pretrained_cfg(spec.name, spec.pretrained))
+    except Exception as error:  # noqa: BLE001 - provenance only; loading already succeeded
+        logger.debug("could not resolve cached file of %s: %s", spec.raw, error)
+        return {"resolved_checkpoint": spec.pretrained, "revision": None}
+    return file_identity(cached) if cached else {"resolved_checkpoint": spec.pretrained, "revision": None}
+
+
+class OpenClipEncoder(Encoder):
+    adapter = "open_clip"
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32"):
+        import open_clip
+
+        self.spec = spec.raw
+        self.parsed = spec
+        self.device = device
+        self.precision = check_precision(precision)
+        if spec.options.get("config_dir"):
+            open_clip.add_model_config(spec.options["config_dir"])
+        pretrained = spec.pretrained
+        if pretrained and looks_like_path(pretrained):
+            pretrained = str(Path(pretrained).expanduser())
+            if not Path(pretrained).is_file():
+                raise UserInputError(f"model spec {spec.raw!r}: checkpoint {pretrained} does not exist")
+        if pretrained is None and not spec.name.startswith(("hf-hub:", "local-dir:")):
+            logger.warning("%s: no pretrained weights given, using RANDOM weights (plumbing test only)", spec.raw)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                spec.name,
+                pretrained=pretrained,
+                device=device,
+                precision=_open_clip_precision(self.precision),
+                weights_only=True,
+            )
+        except RuntimeError as error:
+            if "state_dict" in str(error) or "size mismatch" in str(error):
+                first = str(error).strip().splitlines()[0]
+                raise UserInputError(
+                    f"model spec {spec.raw!r}: checkpoint {pretrained} does not match architecture {spec.name} "
+                    f"({first}); use the architecture the checkpoint was trained with"
+                ) from None
+            raise
+        except (FileNotFoundError, ValueError) as error:
+            raise UserInputError(f"model spec {spec.raw!r}: {error}".splitlines()[0]) from None
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.tokenizer = open_clip.get_tokenizer(spec.name)
+        self.logit_scale = float(model.logit_scale.exp().item())
+        self._weights = _resolved_weights(spec)
+
+    def _encode_images(self, pixel_batch):
+        return self.model.encode_image(pixel_batch)
+
+    def _encode_texts(self, texts):
+        return self.model.encode_text(self.tokenizer(texts).to(self.device))
+
+    def metadata(self) -> dict:
+        import open_clip
+
+        checkpoint = self._weights.get("resolved_checkpoint")
+        card = plumbing_card(Path(checkpoint).parent) if checkpoint and Path(checkpoint).is_file() else {}
+        if checkpoint and Path(checkpoint).is_dir():
+            card = plumbing_card(checkpoint)
+        random = (self.parsed.pretrained is None and not self.parsed.name.startswith(("hf-hub:", "local-dir:")))
+        return {
+            "spec": self.spec,
+            "adapter": self.adapter,
+            "name": self.parsed.name,
+            "pretrained": self.parsed.pretrained,
+            **self._weights,
+            "random_weights": bool(random or card.get("random_weights", False)),
+            "plumbing_model": bool(card.get("plumbing_model", False)),
+            "library_version": open_clip.__version__,
+        }

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from letitwag.builders.lemmas import LemmaTable, english_lemmas
-from letitwag.builders.caption_tokens import TokenVocabulary, tokenize
+from letitwag.builders.caption_tokens import Tokens, TokenVocabulary, tokenize
 from letitwag.concepts import ConceptList
 
 MODES = ("phrase", "bag")
@@ -181,7 +181,7 @@ class TextMatcher:
         """Count one batch. Null and empty captions count nothing; rows are batch positions."""
         tokens = tokenize(captions, self._vocabulary)
         if self.mode == "phrase":
-            rows, concepts, starts, ends = self._phrase_matches(tokens.rows, tokens.word_ids)
+            rows, concepts, starts, ends = self._phrase_matches(tokens)
             return self._phrase_counts(rows, concepts, starts, ends)
         rows, concepts = self._bag.hits(tokens.rows, tokens.word_ids)
         documents = np.bincount(concepts, minlength=self.n_concepts).astype(np.int64)
@@ -189,19 +189,25 @@ class TextMatcher:
 
     # --- phrase mode ---------------------------------------------------------------------
 
-    def _phrase_matches(self, rows: np.ndarray, lemmas: np.ndarray):
-        """All (row, concept, start token, end token) matches, overlapping ones included."""
+    def _phrase_matches(self, tokens: Tokens):
+        """All (row, concept, start, end) matches in token ordinals, overlapping ones included.
+
+        Walks the lemma trie from every vocabulary token at once: at step ``offset`` each live
+        start looks at the vocabulary token ``offset`` entries later, which continues the
+        phrase only if it is the very next token of the same caption.
+        """
         trie = self._trie
+        rows, ordinals, lemmas = tokens.rows, tokens.positions, tokens.word_ids
         n_tokens = len(lemmas)
-        starts = np.flatnonzero(lemmas >= 0)
-        states = np.zeros(len(starts), dtype=np.int64)
+        starts = np.arange(n_tokens, dtype=np.int64)
+        states = np.zeros(n_tokens, dtype=np.int64)
         found_rows, found_concepts, found_starts, found_ends = [], [], [], []
         for offset in range(trie.max_depth):
-            positions = starts + offset
-            inside = positions < n_tokens
-            starts, states, positions = starts[inside], states[inside], positions[inside]
-            same_row = rows[positions] == rows[starts]
-            states = trie.step(np.where(same_row, states, 0), np.where(same_row, lemmas[positions], -1))
+            following = starts + offset
+            inside = following < n_tokens
+            starts, states, following = starts[inside], states[inside], following[inside]
+            adjacent = (rows[following] == rows[starts]) & (ordinals[following] == ordinals[starts] + offset)
+            states = trie.step(states, np.where(adjacent, lemmas[following], -1))
             alive = states >= 0
             starts, states = starts[alive], states[alive]
             if len(starts) == 0:
@@ -215,8 +221,8 @@ class TextMatcher:
                 within = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
                 match_starts = np.repeat(starts[ending], repeat)
                 found_concepts.append(trie.terminal_concepts[first + within])
-                found_starts.append(match_starts)
-                found_ends.append(match_starts + offset + 1)
+                found_starts.append(ordinals[match_starts])
+                found_ends.append(ordinals[match_starts] + offset + 1)
                 found_rows.append(rows[match_starts])
         if not found_rows:
             empty = np.zeros(0, dtype=np.int64)

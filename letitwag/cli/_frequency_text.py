@@ -1,0 +1,174 @@
+"""``letitwag frequency count | show``: count concepts in captions, and look at any frequency table.
+
+Thin layer over ``letitwag.builders.frequency.count_text`` and ``letitwag.tables.FrequencyTable``;
+the library modules are imported inside the handlers so ``letitwag --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from letitwag import cli
+
+COUNT_DESCRIPTION = """\
+Count how many captions mention each concept (documents) and how often (occurrences).
+
+Matching modes:
+  phrase (default)  lemma-aware, word-bounded, order kept: "dogs" and "dog's" count for
+                    "dog"; "hot dog" counts for both "hot dog" and "dog" unless --longest-match.
+  bag               the paper's semantics: every word of the concept appears as a lemma
+                    anywhere in the caption ("a dog that is hot" counts for "hot dog").
+
+Inputs (--captions, any mix): parquet, CSV, TSV, JSON lines (.jsonl/.ndjson/.json), plain
+text (.txt, one caption per line), webdataset tars (.tar: the .txt member, else the caption
+field of the .json member; sample id = webdataset key), folders (searched recursively; a
+folder written by datasets' save_to_disk is read as a dataset) and hf:DATASET (a Hub id or
+a Hub-layout folder, loaded with datasets.load_dataset; every split is counted).
+
+Outputs in --out: text.parquet (letitwag.frequency-table/1, count type "text"),
+text.provenance.json (inputs and their fingerprints, parameters, skipped rows by reason,
+shards computed/reused, times), shards/ (one partial + completion marker per shard) and,
+with --postings, text_postings.parquet (sample_id, concept_id).
+
+Resume: rerun the same command after an interruption (even kill -9); finished shards whose
+inputs and parameters are unchanged are reused, and the table is byte-identical to an
+uninterrupted run's. Null, blank, non-UTF-8 and malformed rows are skipped and counted."""
+
+COUNT_EXAMPLES = """\
+  letitwag frequency count --captions laion/part-*.parquet --concepts all --out counts/
+  letitwag frequency count --captions captions.tsv --text-column TEXT --id-column key \\
+      --concepts let-it-wag --postings --out counts/
+  letitwag frequency count --captions shards/ --concepts my_concepts.txt --mode bag --workers 8 --out counts/
+  letitwag frequency count --captions hf:my-org/captions --concepts imagenet --executor ray \\
+      --ray-address auto --out counts/"""
+
+SHOW_EXAMPLES = """\
+  letitwag frequency show counts/text.parquet --rarest 20
+  letitwag frequency show counts/text.parquet --concept "golden retriever"
+  letitwag frequency show paper:laion400m:matched --most-frequent 10
+  letitwag frequency show paper:cc3m --concept Harriss_Hawk"""
+
+
+def register(subparsers) -> None:
+    _register_count(subparsers)
+    _register_show(subparsers)
+
+
+def _register_count(subparsers) -> None:
+    parser = cli.add_command(
+        subparsers,
+        "count",
+        help="text frequency: count concept mentions in a caption corpus (sharded, resumable)",
+        description=COUNT_DESCRIPTION,
+        examples=COUNT_EXAMPLES,
+    )
+    parser.add_argument("--captions", nargs="+", required=True, metavar="PATH",
+                        help="caption files, globs (quote them), folders or hf:DATASET; formats above")
+    parser.add_argument("--concepts", required=True, metavar="LIST",
+                        help="concept list: a bundled name (all, let-it-wag, imagenet, cub, ...) or a file "
+                        "(letitwag.concepts/1 JSON, CSV/TSV with an id column, or one id per line)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
+    parser.add_argument("--mode", default="phrase", choices=["phrase", "bag"],
+                        help="phrase: word-bounded lemma phrase match; bag: all concept lemmas anywhere (paper)")
+    parser.add_argument("--longest-match", action="store_true",
+                        help="phrase mode: a mention inside a longer concept's mention counts only for the "
+                        "longer one ('hot dog' no longer counts for 'dog')")
+    parser.add_argument("--no-aliases", action="store_true",
+                        help="match concept names only, not their aliases (bundled aliases fix the lists' typos)")
+    parser.add_argument("--text-column", default=None,
+                        help="column/field holding the caption (parquet, CSV/TSV, JSON lines, .json members, "
+                        "datasets); default: the first of caption, text, TEXT, txt, prompt, sentence")
+    parser.add_argument("--id-column", default=None,
+                        help="column/field holding the sample id (used by --postings); default: "
+                        "'<file>:<row>' (row from 0), the webdataset key for tars, '<dataset>/<split>:<row>'")
+    parser.add_argument("--postings", action="store_true",
+                        help="also write text_postings.parquet (sample_id, concept_id) for frequency match")
+    parser.add_argument("--executor", default="local", choices=["local", "ray"],
+                        help="local: process pool on this machine; ray: Ray tasks (local Ray, or --ray-address)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local: worker processes (1 = in this process); ray without --ray-address: CPUs of "
+                        "the local Ray (default: the CPUs available)")
+    parser.add_argument("--ray-address", default=None,
+                        help="join a running Ray cluster (e.g. auto, ray://head:10001); its nodes need letitwag "
+                        "installed and must see the --captions paths; partials come back to this machine")
+    parser.add_argument("--shard-rows", type=int, default=1_000_000,
+                        help="rows per shard (a webdataset tar is always one shard); smaller shards resume finer")
+    parser.add_argument("--corpus-name", default=None,
+                        help="corpus name stored in the table (default: the first input's name)")
+    parser.set_defaults(handler=_run_count)
+
+
+def _register_show(subparsers) -> None:
+    parser = cli.add_command(
+        subparsers,
+        "show",
+        help="print the rarest / most frequent concepts of a frequency table, or one concept's counts",
+        description="Print rows of a frequency table: one written by letitwag frequency, or a bundled paper "
+        "table given as paper:<corpus>[:<count type>] (count types: matched (default), text, image, "
+        "text_lowercased or a raw paper name such as rampp0.5). Default: --rarest 20.",
+        examples=SHOW_EXAMPLES,
+    )
+    parser.add_argument("table", metavar="TABLE", help="a table parquet file or paper:<corpus>[:<count type>]")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--rarest", type=int, metavar="N", help="the N concepts with the fewest documents")
+    what.add_argument("--most-frequent", type=int, metavar="N", help="the N concepts with the most documents")
+    what.add_argument("--concept", metavar="NAME", help="one concept, by id or display name (case-insensitive)")
+    parser.add_argument("--corpus", default=None, help="keep only this corpus (tables may hold several)")
+    parser.add_argument("--count-type", default=None, help="keep only this count type (text, image, matched, ...)")
+    parser.set_defaults(handler=_run_show)
+
+
+def _run_count(args) -> int:
+    from letitwag.builders.frequency import count_text
+
+    table = count_text(
+        args.captions, args.concepts, args.out,
+        mode=args.mode, longest_match=args.longest_match, use_aliases=not args.no_aliases,
+        text_column=args.text_column, id_column=args.id_column, postings=args.postings,
+        executor=args.executor, workers=args.workers, ray_address=args.ray_address,
+        shard_rows=args.shard_rows, corpus_name=args.corpus_name,
+    )
+    provenance = table.provenance
+    execution = provenance["execution"]
+    skipped = ", ".join(f"{reason} {n}" for reason, n in provenance["skipped"].items()) or "none"
+    print(f"wrote {args.out / 'text.parquet'}: {len(table.table)} concepts, {provenance['corpus_size']} samples "
+          f"(skipped: {skipped}); shards: {execution['computed']} computed, {execution['reused']} reused")
+    if provenance.get("postings"):
+        print(f"postings: {provenance['postings']}")
+    print("\n10 rarest:")
+    _print_rows(table.rarest(10))
+    print("\n10 most frequent:")
+    _print_rows(table.most_frequent(10))
+    return 0
+
+
+def _run_show(args) -> int:
+    from letitwag.errors import UserInputError
+    from letitwag.tables import FrequencyTable
+
+    table = FrequencyTable.read(args.table)
+    if args.corpus is not None or args.count_type is not None:
+        table = table.select(corpus=args.corpus, count_type=args.count_type)
+    if args.concept is not None:
+        rows = table.lookup(args.concept)
+        if rows.num_rows == 0:
+            raise UserInputError(f"{args.table}: no concept {args.concept!r}; try --rarest N to see concept ids")
+    elif args.most_frequent is not None:
+        rows = table.most_frequent(args.most_frequent)
+    else:
+        rows = table.rarest(args.rarest if args.rarest is not None else 20)
+    _print_rows(rows)
+    return 0
+
+
+def _print_rows(rows) -> None:
+    """An aligned text table of concept, corpus, count type and counts."""
+    columns = ["concept_id", "corpus", "count_type", "documents", "occurrences", "corpus_size"]
+    records = [["" if value is None else str(value) for value in row] for row in
+               zip(*(rows.column(name).to_pylist() for name in columns))]
+    widths = [max([len(name)] + [len(record[i]) for record in records]) for i, name in enumerate(columns)]
+    numeric = {"documents", "occurrences", "corpus_size"}
+    for record in [columns] + records:
+        cells = [cell.rjust(width) if name in numeric else cell.ljust(width)
+                 for cell, width, name in zip(record, widths, columns)]
+        print("  ".join(cells).rstrip())

@@ -1,0 +1,183 @@
+"""Classification metrics from per-sample predictions, shared by the harness and the leaderboard.
+
+Definitions match CLIP_benchmark's: top-k accuracy = fraction of samples whose true class is
+among the k best-scored classes (k = min(5, number of classes) for "top5"); mean per-class
+recall = balanced accuracy = the mean, over classes that have samples, of the fraction of that
+class's samples predicted top-1 correctly. Confidence intervals come from a seeded percentile
+bootstrap over samples, so the same predictions always give the same numbers.
+
+Accuracy by frequency bin is the paper's point: each concept's per-class accuracy grouped by
+log10 of its pretraining frequency (bin b holds counts in [10^b, 10^(b+1)); zero counts as one).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Mapping
+
+import numpy as np
+
+from letitwag.concepts import display_name, normalize_text
+from letitwag.errors import UserInputError
+
+logger = logging.getLogger(__name__)
+
+TOP_K = 5
+CI_LEVEL = 0.95
+
+
+def _validate(labels: np.ndarray, topk_ids: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    topk_ids = np.asarray(topk_ids, dtype=np.int64)
+    if topk_ids.ndim != 2 or topk_ids.shape[0] != labels.shape[0]:
+        raise UserInputError(
+            f"predictions: topk_ids has shape {list(topk_ids.shape)}, expected [{labels.shape[0]}, k]"
+        )
+    if labels.size == 0:
+        raise UserInputError("predictions: no samples to score")
+    for name, values in (("label", labels), ("topk_ids", topk_ids)):
+        if values.min() < 0 or values.max() >= num_classes:
+            raise UserInputError(f"predictions: {name} values must lie in [0, {num_classes}) (the class list)")
+    return labels, topk_ids
+
+
+def _top1_and_topk_hits(labels: np.ndarray, topk_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample booleans: top-1 correct, true class among the first ``k`` predictions."""
+    if topk_ids.shape[1] < k:
+        raise UserInputError(f"predictions: need {k} predicted ids per sample for top-{k}, got {topk_ids.shape[1]}")
+    return topk_ids[:, 0] == labels, (topk_ids[:, :k] == labels[:, None]).any(axis=1)
+
+
+def _mean_per_class_recall(labels: np.ndarray, top1: np.ndarray, num_classes: int) -> float:
+    support = np.bincount(labels, minlength=num_classes)
+    hits = np.bincount(labels, weights=top1, minlength=num_classes)
+    present = support > 0
+    return float((hits[present] / support[present]).mean())
+
+
+def bootstrap_ci(
+    labels: np.ndarray, top1: np.ndarray, topk: np.ndarray, num_classes: int, samples: int, seed: int
+) -> dict[str, list[float]]:
+    """Percentile 95% intervals of top1 / top5 / mean per-class recall over resampled samples."""
+    rng = np.random.default_rng(seed)
+    n = labels.shape[0]
+    values = np.empty((samples, 3))
+    for draw in range(samples):
+        index = rng.integers(0, n, n)
+        values[draw] = (
+            top1[index].mean(),
+            topk[index].mean(),
+            _mean_per_class_recall(labels[index], top1[index], num_classes),
+        )
+    low, high = np.percentile(values, [100 * (1 - CI_LEVEL) / 2, 100 * (1 + CI_LEVEL) / 2], axis=0)
+    names = ("top1", "top5", "mean_per_class_recall")
+    return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
+
+
+def bundled_frequency_counts(count_type: str = "matched") -> dict[str, dict[str, int]]:
+    """``corpus -> {concept id: documents}`` from every bundled paper table of ``count_type``."""
+    from letitwag.data import read_bundled_table
+    from letitwag.tables import TableError, paper_table
+
+    import pyarrow.compute as pc
+
+    corpora = sorted(set(pc.cast(read_bundled_table("paper_frequencies.parquet")["pretraining"], "string").to_pylist()))
+    counts: dict[str, dict[str, int]] = {}
+    for corpus in corpora:
+        try:
+            counts[corpus] = paper_table(corpus, count_type).counts()
+        except TableError:
+            logger.debug("no %s table for %s", count_type, corpus)
+    return counts
+
+
+def _match_counts(class_names: list[str], counts: Mapping[str, int]) -> dict[str, int | None]:
+    """Join class ids to counts by exact id, else by normalised display name (e.g. spacing variants)."""
+    by_form = {}
+    for concept_id, count in counts.items():
+        by_form.setdefault(normalize_text(display_name(concept_id)), count)
+    matched: dict[str, int | None] = {}
+    for name in class_names:
+        if name in counts:
+            matched[name] = int(counts[name])
+        else:
+            found = by_form.get(normalize_text(display_name(name)))
+            matched[name] = int(found) if found is not None else None
+    return matched
+
+
+def accuracy_by_frequency_bin(
+    per_class_accuracy: Mapping[str, float],
+    class_support: Mapping[str, int],
+    frequency_counts: Mapping[str, Mapping[str, int]],
+) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """Per corpus: concepts grouped by floor(log10(count)); the mean per-class accuracy of each bin.
+
+    Returns the bins and, per corpus, the evaluated concepts that have no count (never dropped silently).
+    """
+    bins: dict[str, list[dict]] = {}
+    unmatched: dict[str, list[str]] = {}
+    names = list(per_class_accuracy)
+    for corpus in sorted(frequency_counts):
+        matched = _match_counts(names, frequency_counts[corpus])
+        unmatched[corpus] = [name for name in names if matched[name] is None]
+        grouped: dict[int, list[str]] = {}
+        for name in names:
+            if matched[name] is not None:
+                grouped.setdefault(int(math.floor(math.log10(max(matched[name], 1)))), []).append(name)
+        bins[corpus] = [
+            {
+                "bin": b,
+                "log10_low": float(b),
+                "log10_high": float(b + 1),
+                "num_concepts": len(grouped[b]),
+                "num_samples": int(sum(class_support[name] for name in grouped[b])),
+                "accuracy": float(np.mean([per_class_accuracy[name] for name in grouped[b]])),
+            }
+            for b in sorted(grouped)
+        ]
+    return bins, unmatched
+
+
+def classification_metrics(
+    labels: np.ndarray,
+    topk_ids: np.ndarray,
+    class_names: list[str],
+    *,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+    frequency_counts: dict[str, dict[str, int]] | None = None,
+) -> dict:
+    """The ``metrics`` object of ``letitwag.results/1`` (docs/FORMATS.md), all fractions in [0, 1].
+
+    ``frequency_counts`` maps corpus -> {concept id: count}; by default the bundled paper tables
+    (``matched`` counts) of every corpus that has one.
+    """
+    num_classes = len(class_names)
+    labels, topk_ids = _validate(labels, topk_ids, num_classes)
+    k = min(TOP_K, num_classes)
+    top1, topk = _top1_and_topk_hits(labels, topk_ids, k)
+    support = np.bincount(labels, minlength=num_classes)
+    hits = np.bincount(labels, weights=top1, minlength=num_classes)
+    per_class = {class_names[c]: float(hits[c] / support[c]) for c in range(num_classes) if support[c] > 0}
+    class_support = {class_names[c]: int(support[c]) for c in range(num_classes) if support[c] > 0}
+    if frequency_counts is None:
+        frequency_counts = bundled_frequency_counts()
+    by_bin, unmatched = accuracy_by_frequency_bin(per_class, class_support, frequency_counts)
+    metrics = {
+        "num_samples": int(labels.shape[0]),
+        "num_classes_with_samples": len(per_class),
+        "top1": float(top1.mean()),
+        "top5": float(topk.mean()),
+        "top5_k": k,
+        "mean_per_class_recall": _mean_per_class_recall(labels, top1, num_classes),
+        "bootstrap": {"samples": bootstrap_samples, "seed": seed, "level": CI_LEVEL},
+        "per_class_accuracy": per_class,
+        "per_class_support": class_support,
+        "by_frequency_bin": by_bin,
+        "frequency_unmatched": unmatched,
+    }
+    if bootstrap_samples > 0:
+        metrics["ci95"] = bootstrap_ci(labels, top1, topk, num_classes, bootstrap_samples, seed)
+    return metrics

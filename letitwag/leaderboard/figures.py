@@ -1,0 +1,113 @@
+"""Geometry of the site's two SVG figures; the templates draw them (so every label is autoescaped).
+
+* The Let it Wag! vs ImageNet top-1 scatter with the paper's two fitted lines: least squares over
+  the paper's 40 models, one fit for ImageNet accuracy below 50 % and one above, drawn from 4
+  points before the lowest to 4 after the highest x of each group — as in the paper's notebook
+  (``let_it_wag_eval.ipynb``); the slopes come out 0.60 and 1.58.
+* The per-model accuracy vs log10 pretraining frequency plot with its log-linear fit.
+
+Why hand-made SVG and not matplotlib: a site of 1,000 models must build in seconds, and an
+inline SVG is a few kilobytes that works from ``file://``. (The analysis package's plots are
+for papers; these are for the web.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from letitwag.tables import log_frequency
+
+WIDTH, HEIGHT = 520, 380
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 48
+SPLIT_AT = 50.0
+
+
+@dataclass
+class Axis:
+    low: float
+    high: float
+    start: float
+    end: float
+
+    def __call__(self, value: float) -> float:
+        return round(self.start + (value - self.low) / (self.high - self.low) * (self.end - self.start), 1)
+
+
+@dataclass
+class Figure:
+    """Everything a template needs: pixel coordinates, tick labels, point titles, lines."""
+
+    width: int
+    height: int
+    x_label: str
+    y_label: str
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+    points: list[dict] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)
+    frame: dict = field(default_factory=dict)
+
+
+def _frame() -> dict:
+    return {"left": LEFT, "right": WIDTH - RIGHT, "top": TOP, "bottom": HEIGHT - BOTTOM}
+
+
+def paper_fits(imagenet: Sequence[float], let_it_wag: Sequence[float]) -> list[dict]:
+    """The paper's two least-squares lines (below / above 50 % ImageNet top-1), both in percent."""
+    xs, ys = np.asarray(imagenet, float), np.asarray(let_it_wag, float)
+    fits = []
+    for name, mask in (("below", xs < SPLIT_AT), ("above", xs > SPLIT_AT)):
+        if mask.sum() < 2:
+            continue
+        slope, intercept = np.polyfit(xs[mask], ys[mask], 1)
+        x0, x1 = xs[mask].min() - 4, xs[mask].max() + 4
+        fits.append({"name": name, "slope": float(slope), "intercept": float(intercept),
+                     "x0": float(x0), "x1": float(x1)})
+    return fits
+
+
+def scatter_figure(points: Sequence[dict], fits: Sequence[dict]) -> Figure:
+    """``points``: dicts with ``imagenet`` and ``let_it_wag`` (percent), ``name``, ``status``, ``page``."""
+    x = Axis(0, 100, LEFT, WIDTH - RIGHT)
+    y = Axis(0, 100, HEIGHT - BOTTOM, TOP)
+    ticks = [(v, str(v)) for v in range(0, 101, 20)]
+    figure = Figure(WIDTH, HEIGHT, "ImageNet top-1 (%)", "Let it Wag! top-1 (%)",
+                    [(x(v), t) for v, t in ticks], [(y(v), t) for v, t in ticks], frame=_frame())
+    for point in points:
+        figure.points.append({"x": x(point["imagenet"]), "y": y(point["let_it_wag"]), "status": point["status"],
+                              "title": f"{point['name']}: ImageNet {point['imagenet']:.1f}%, "
+                                       f"Let it Wag! {point['let_it_wag']:.1f}%", "page": point["page"]})
+    for fit in fits:
+        y0, y1 = (fit["slope"] * v + fit["intercept"] for v in (fit["x0"], fit["x1"]))
+        figure.lines.append({"x1": x(fit["x0"]), "y1": y(y0), "x2": x(fit["x1"]), "y2": y(y1), "kind": "fit",
+                             "title": f"paper fit, ImageNet {'<' if fit['name'] == 'below' else '>'} 50%: "
+                                      f"slope {fit['slope']:.2f}"})
+    figure.lines.append({"x1": x(0), "y1": y(0), "x2": x(100), "y2": y(100), "kind": "diagonal", "title": "y = x"})
+    return figure
+
+
+def frequency_figure(per_class: dict[str, float], frequencies: dict[str, int], names: dict[str, str]) -> Figure | None:
+    """Accuracy (%) per concept vs log10 pretraining frequency, with the least-squares log-linear fit."""
+    concepts = [c for c in per_class if c in frequencies]
+    if len(concepts) < 2:
+        return None
+    xs = np.array([log_frequency(frequencies[c]) for c in concepts])
+    ys = np.array([per_class[c] * 100.0 for c in concepts])
+    high = max(1.0, float(np.ceil(xs.max())))
+    x = Axis(0, high, LEFT, WIDTH - RIGHT)
+    y = Axis(0, 100, HEIGHT - BOTTOM, TOP)
+    figure = Figure(WIDTH, HEIGHT, "log10 pretraining frequency", "accuracy (%)",
+                    [(x(v), str(v)) for v in range(0, int(high) + 1)],
+                    [(y(v), str(v)) for v in range(0, 101, 20)], frame=_frame())
+    for concept, fx, fy in zip(concepts, xs, ys):
+        figure.points.append({"x": x(fx), "y": y(fy), "status": "concept", "page": None,
+                              "title": f"{names.get(concept, concept)}: {fy:.1f}% at {frequencies[concept]} documents"})
+    if np.ptp(xs) > 0:
+        slope, intercept = np.polyfit(xs, ys, 1)
+        ends = [(v, float(slope * v + intercept)) for v in (float(xs.min()), float(xs.max()))]
+        figure.lines.append({"x1": x(ends[0][0]), "y1": y(ends[0][1]), "x2": x(ends[1][0]), "y2": y(ends[1][1]),
+                             "kind": "fit", "title": f"log-linear fit: {slope:.1f} points per decade"})
+    return figure

@@ -1,0 +1,49 @@
+"""Pretraining frequencies of the board's classes, from the paper's bundled tables.
+
+Both uses go through the harness's metric module so that the board and the harness can never
+disagree on which count belongs to which class: the recompute step hands the metric function
+exactly the bundled tables a claim was binned on, and the site's rarest / most frequent bins use
+the same class-to-count join (exact id, then normalised display name: the paper's files spell
+``African rock python`` where Let it Wag! says ``African_rock_python``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping, Sequence
+
+from letitwag.leaderboard.submission import SubmissionRejected
+from letitwag.tables import paper_table
+
+
+@functools.lru_cache(maxsize=8)
+def _bundled(count_type: str) -> dict[str, dict[str, int]]:
+    from letitwag.harness.metrics import bundled_frequency_counts
+
+    return bundled_frequency_counts(count_type)
+
+
+def concept_frequencies(class_names: Sequence[str], corpus: str, count_type: str = "matched") -> dict[str, int]:
+    """class id -> documents in ``corpus`` for every class the paper's table covers."""
+    from letitwag.harness.metrics import _match_counts
+
+    matched = _match_counts(list(class_names), paper_table(corpus, count_type).counts())
+    return {name: count for name, count in matched.items() if count is not None}
+
+
+def frequency_counts_for(claimed_bins: Any, where: Any) -> dict[str, dict[str, int]]:
+    """The bundled tables a claim's ``by_frequency_bin`` was computed on (its corpora, matched counts).
+
+    Only the paper's corpora can be checked by the board; a claim binned on any other table
+    cannot be recomputed and is refused with a message saying so.
+    """
+    if claimed_bins is None:
+        return {}
+    if not isinstance(claimed_bins, Mapping):
+        raise SubmissionRejected(f"{where}: metrics.by_frequency_bin must be an object keyed by corpus")
+    bundled = _bundled("matched")
+    unknown = sorted(str(c) for c in claimed_bins if c not in bundled)
+    if unknown:
+        raise SubmissionRejected(f"{where}: metrics.by_frequency_bin uses corpus {unknown[0]!r}, which the board "
+                                 f"cannot check; the board knows {', '.join(sorted(bundled))}")
+    return {corpus: bundled[corpus] for corpus in claimed_bins}

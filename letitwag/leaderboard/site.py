@@ -1,0 +1,193 @@
+"""``build``: render a board as a static site (HTML + CSS + a little JavaScript).
+
+Why static: it can be hosted anywhere (GitHub Pages, a Hugging Face static Space) or opened from
+``file://``; nothing is fetched at view time (no CDN, data inlined). Jinja2 autoescaping is on
+for every template, so a hostile model name renders as text; links are emitted only when they
+are http(s). The site is assembled in a temporary folder and swapped into place, so a failed
+build never leaves half a site.
+
+Output::
+
+    index.html        main table (sortable, filterable), vs-ImageNet scatter, T2I table
+    submit.html       how to submit
+    models/<id>.html  one page per entry: facts, frequency plot, per-concept accuracies
+    board.csv  board.json   the whole board as data
+    static/style.css  static/board.js
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import jinja2
+from tqdm import tqdm
+
+from letitwag import __version__
+from letitwag.concepts import display_name
+from letitwag.leaderboard.aggregate import assign_ranks, attach_bin_accuracies, extreme_bins
+from letitwag.leaderboard.board import Board, BoardConfig
+from letitwag.leaderboard.entries import METRICS, Entry, load_entries, paper_entries
+from letitwag.leaderboard.figures import frequency_figure, paper_fits, scatter_figure
+from letitwag.leaderboard.frequencies import concept_frequencies
+from letitwag.leaderboard.submission import SizeLimits
+
+logger = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("rank", "name", "status", "pretraining", "top1", "top1_ci_low", "top1_ci_high", "top5",
+               "top5_ci_low", "top5_ci_high", "mean_per_class_recall", "mean_per_class_recall_ci_low",
+               "mean_per_class_recall_ci_high", "imagenet_top1", "imagenet_source", "rarest_concepts_accuracy",
+               "most_frequent_concepts_accuracy", "includes_let_it_wag_images", "ranked", "parameters", "license",
+               "link", "spec", "revision", "precision", "prompt_set", "verified_at", "page")
+
+
+def safe_link(value: Any) -> str:
+    """The link if it is an http(s) URL, else empty (so no ``javascript:`` ever reaches an href)."""
+    text = str(value or "")
+    return text if text.startswith(("https://", "http://")) else ""
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("letitwag.leaderboard", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["safe_link"] = safe_link
+    return env
+
+
+def _class_names(board: Board) -> list[str]:
+    if board.config is not None:
+        return list(board.config.dataset["class_names"])
+    from letitwag.data import read_bundled_json
+
+    return list(read_bundled_json("let_it_wag_classes.json"))
+
+
+def _csv_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas (a cell starting with = + - @ runs in Excel)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def board_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The downloadable table: one flat row per entry (fractions for metrics, percent for ImageNet)."""
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {"rank": e.rank, "name": e.name, "status": e.status, "pretraining": e.pretraining}
+        for metric in METRICS:
+            ci = e.ci95.get(metric)
+            row[metric] = e.metrics.get(metric)
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = (ci[0], ci[1]) if ci else (None, None)
+        row.update({"imagenet_top1": e.imagenet_top1, "imagenet_source": e.imagenet_source,
+                    "rarest_concepts_accuracy": e.rare_accuracy, "most_frequent_concepts_accuracy": e.frequent_accuracy,
+                    "includes_let_it_wag_images": e.includes_let_it_wag_images, "ranked": e.rank is not None,
+                    "parameters": e.parameters, "license": e.license, "link": e.link, "spec": e.spec,
+                    "revision": e.revision, "precision": e.precision, "prompt_set": e.prompt_set,
+                    "verified_at": e.verified_at, "page": e.page})
+        rows.append(row)
+    return rows
+
+
+def _write_downloads(out: Path, entries: Sequence[Entry], meta: dict[str, Any]) -> None:
+    rows = board_rows(entries)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_cell("" if v is None else v) for k, v in row.items()})
+    (out / "board.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    full = {"format": "letitwag.board-export/1", **meta,
+            "entries": [dict(row, per_class_accuracy=e.per_class_accuracy) for row, e in zip(rows, entries)]}
+    (out / "board.json").write_text(json.dumps(full, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+
+
+def _copy_static(out: Path) -> None:
+    target = out / "static"
+    target.mkdir()
+    for item in resources.files("letitwag.leaderboard").joinpath("static").iterdir():
+        if item.is_file() and not item.name.startswith("."):
+            (target / item.name).write_bytes(item.read_bytes())
+
+
+def _concept_rows(entry: Entry, class_names: Sequence[str], names: dict[str, str],
+                  frequencies: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"name": names[c], "frequency": frequencies.get(c), "accuracy": entry.per_class_accuracy.get(c)}
+            for c in class_names]
+
+
+def build_site(board: Board, out: str | Path) -> Path:
+    """Render ``board`` into ``out`` (replaced atomically); returns ``out``."""
+    out = Path(out)
+    entries = load_entries(board)
+    class_names = _class_names(board)
+    names = {c: display_name(c) for c in class_names}
+    corpus, count_type = board.frequency_source
+    frequencies = concept_frequencies(class_names, corpus, count_type)
+    rarest, frequent = extreme_bins(frequencies)
+    assign_ranks(entries)
+    attach_bin_accuracies(entries, rarest, frequent)
+    entries.sort(key=lambda e: (e.rank is None, e.rank or 0, e.name.casefold()))
+
+    paper = paper_entries()
+    fits = paper_fits([e.imagenet_top1 for e in paper], [e.metrics["top1"] * 100 for e in paper])
+    points = [{"imagenet": e.imagenet_top1, "let_it_wag": e.metrics["top1"] * 100, "name": e.name,
+               "status": e.status, "page": e.page}
+              for e in entries if e.imagenet_top1 is not None and e.metrics.get("top1") is not None]
+    config = board.config or BoardConfig(dataset={})
+    built_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    common = {"title": config.title, "version": __version__, "built_at": built_at,
+              "dataset": config.dataset or None, "frequency_corpus": f"{corpus} ({count_type})"}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a site is meant to be served
+    try:
+        env = _environment()
+        (staging / "models").mkdir()
+        _copy_static(staging)
+        index = env.get_template("index.html").render(
+            root="", entries=entries, counts={"verified": sum(e.status == "verified" for e in entries),
+                                              "reported": sum(e.status == "reported" for e in entries)},
+            num_classes=len(class_names), covered=len(frequencies), fits=fits,
+            bins={"rare": len(rarest), "rare_max": max((frequencies[c] for c in rarest), default="—"),
+                  "frequent": len(frequent), "frequent_min": min((frequencies[c] for c in frequent), default="—")},
+            scatter=scatter_figure(points, fits), t2i_entries=[], **common)
+        (staging / "index.html").write_text(index, encoding="utf-8")
+        (staging / "submit.html").write_text(env.get_template("submit.html").render(
+            root="", tolerance=config.tolerance, limits=config.limits or SizeLimits(),
+            max_bootstrap=config.max_bootstrap_samples, **common), encoding="utf-8")
+        page = env.get_template("model.html")
+        for entry in tqdm(entries, desc="model pages", unit="page", disable=len(entries) < 200):
+            html = page.render(root="../", e=entry, concepts=_concept_rows(entry, class_names, names, frequencies),
+                               freq_figure=frequency_figure(entry.per_class_accuracy, frequencies, names), **common)
+            (staging / entry.page).write_text(html, encoding="utf-8")
+        _write_downloads(staging, entries, {"title": config.title, "built_at": built_at,
+                                            "dataset": {k: v for k, v in (config.dataset or {}).items()
+                                                        if k != "class_names"},
+                                            "frequency_corpus": corpus, "frequency_count_type": count_type,
+                                            "rarest_concepts": rarest, "most_frequent_concepts": frequent})
+        previous = None
+        if out.exists():
+            previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(previous / "site")
+        staging.rename(out)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("built %s: %d entries", out, len(entries))
+    return out

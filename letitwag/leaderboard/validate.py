@@ -1,0 +1,132 @@
+"""``validate``: the one gate every submission passes before it touches a board.
+
+Order matters for the messages a submitter sees: cheap structural checks first (files, sizes,
+JSON, versions, metadata), then identity (same dataset as the board, a full run, a real model),
+then the expensive part (predictions against the board's labels, every metric recomputed), and
+last the duplicate check. Each file is read once; what is checked is what ``add`` stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from letitwag.leaderboard.board import DATASET_IDENTITY, Board, EntryKey, store_entry
+from letitwag.leaderboard.frequencies import frequency_counts_for
+from letitwag.leaderboard.predictions import check_predictions
+from letitwag.leaderboard.recompute import compare_metrics, recompute_classification
+from letitwag.leaderboard.submission import (
+    METADATA_FILE,
+    PREDICTIONS_FILE,
+    REQUIRED_FILES,
+    RESULTS_FILE,
+    Metadata,
+    SubmissionRejected,
+    check_files,
+    check_results_format,
+    clean_text,
+    parse_metadata,
+    read_json,
+    require,
+)
+
+
+@dataclass(frozen=True)
+class ValidatedSubmission:
+    """A submission that passed every check, with what ``add`` needs to store it."""
+
+    folder: Path
+    results: dict[str, Any]
+    metadata: Metadata
+    key: EntryKey
+    file_hashes: dict[str, str]
+    not_ranked_reason: str | None
+
+    @property
+    def ranked(self) -> bool:
+        return self.not_ranked_reason is None
+
+    def record(self) -> dict[str, Any]:
+        """What the board's ``verification.json`` says about this entry beyond key and hashes."""
+        return {"ranked": self.ranked, "not_ranked_reason": self.not_ranked_reason,
+                "num_samples": self.results["dataset"]["num_samples"]}
+
+
+def _check_identity(results: dict[str, Any], board: Board, where: Path) -> None:
+    """Same dataset (id, split, revision, fingerprint, classes) as the board, a full run, real weights."""
+    task = require(results, "task", str, where)
+    if task != "classification":
+        raise SubmissionRejected(f"{where}: task {task!r} is not accepted by this board yet (classification only)")
+    dataset = require(results, "dataset", dict, where)
+    expected = board.config.dataset
+    for field in DATASET_IDENTITY:
+        if dataset.get(field) != expected[field]:
+            raise SubmissionRejected(f"{where}: dataset.{field} is {dataset.get(field)!r} but this board is for "
+                                     f"{expected[field]!r}; evaluate on the board's dataset revision")
+    if dataset.get("class_names") != expected["class_names"]:
+        raise SubmissionRejected(f"{where}: dataset.class_names differ from the board's {expected['num_classes']} "
+                                 "classes (names or order)")
+    limit = require(results, "config", dict, where).get("limit")
+    if limit is not None:
+        raise SubmissionRejected(f"{where}: the run used --limit {limit!r}; limited runs are never ranked, "
+                                 "evaluate the whole dataset")
+    if require(results, "model", dict, where).get("random_weights") is not False:
+        raise SubmissionRejected(f"{where}: model.random_weights must be false; random-weights runs are plumbing "
+                                 "tests, not submissions")
+
+
+def _entry_key(results: dict[str, Any], metadata: Metadata, where: Path) -> EntryKey:
+    revision = results["model"].get("revision") or "unversioned"
+    return EntryKey(
+        model=metadata.model_name,
+        revision=clean_text(revision, "model.revision", str(where), name=True),
+        precision=clean_text(require(results, "config.precision", str, where), "config.precision", str(where), name=True),
+        prompt_set=clean_text(require(results, "prompts.set", str, where), "prompts.set", str(where), name=True),
+    )
+
+
+def _not_ranked_reason(metadata: Metadata) -> str | None:
+    if metadata.includes_let_it_wag_images:
+        return "its pretraining data includes Let it Wag! source images (not zero-shot)"
+    return None
+
+
+def validate_submission(folder: str | Path, board: Board) -> ValidatedSubmission:
+    """Run every check; return the validated submission or raise ``SubmissionRejected`` (one line)."""
+    config = board.require_config()
+    folder = Path(folder)
+    check_files(folder, config.limits)
+    content = {name: (folder / name).read_bytes() for name in REQUIRED_FILES}
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in content.items()}
+
+    results_path, metadata_path = folder / RESULTS_FILE, folder / METADATA_FILE
+    metadata = parse_metadata(read_json(content[METADATA_FILE], metadata_path), str(metadata_path))
+    results = read_json(content[RESULTS_FILE], results_path)
+    check_results_format(results, results_path)
+    _check_identity(results, board, results_path)
+    clean_text(require(results, "model.spec", str, results_path), "model.spec", str(results_path))
+    key = _entry_key(results, metadata, results_path)
+    claimed = require(results, "metrics", dict, results_path)
+
+    predictions = check_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, board.labels,
+                                    config.dataset["num_classes"])
+    counts = frequency_counts_for(claimed.get("by_frequency_bin"), results_path)
+    recomputed = recompute_classification(predictions.labels, predictions.topk_ids, config.dataset["class_names"],
+                                          claimed, max_bootstrap_samples=config.max_bootstrap_samples,
+                                          frequency_counts=counts)
+    compare_metrics(claimed, recomputed, config.tolerance, str(results_path))
+
+    if key.normalised() in board.keys():
+        raise SubmissionRejected(f"duplicate submission: {key.model} (revision {key.revision}, {key.precision}, "
+                                 f"prompts {key.prompt_set}) is already on the board")
+    return ValidatedSubmission(folder=folder, results=results, metadata=metadata, key=key, file_hashes=hashes,
+                               not_ranked_reason=_not_ranked_reason(metadata))
+
+
+def add_submission(folder: str | Path, board: Board) -> tuple[ValidatedSubmission, Path]:
+    """Validate, then store under ``submissions/<model>/<revision>/<precision>_<prompts>/`` atomically."""
+    validated = validate_submission(folder, board)
+    stored = store_entry(board, validated.folder, validated.key, validated.file_hashes, validated.record())
+    return validated, stored

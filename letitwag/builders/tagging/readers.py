@@ -128,12 +128,16 @@ def _plan_folder(folder: Path, shard_size: int) -> list[ImageShard]:
     ]
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
 def _check_tar(path: Path) -> None:
     try:
         with tarfile.open(path, "r:*") as archive:
             archive.next()
     except (tarfile.TarError, OSError) as error:
-        raise UserInputError(f"{path}: not a readable tar archive ({error})") from None
+        raise UserInputError(f"{path}: not a readable tar archive ({_one_line(error)})") from None
 
 
 def _pick_column(names: list[str], wanted: str | None, candidates: tuple, path: str, what: str) -> str | None:
@@ -165,7 +169,7 @@ def _plan_parquet(path: Path, shard_size: int, image_column: str | None, id_colu
     try:
         meta = pq.ParquetFile(path)
     except Exception as error:  # noqa: BLE001 - any arrow error means the same thing to the user
-        raise UserInputError(f"{path}: not a readable parquet file ({error})") from None
+        raise UserInputError(f"{path}: not a readable parquet file ({_one_line(error)})") from None
     schema = meta.schema_arrow
     image = _parquet_image_column(schema, image_column, path)
     ids = _pick_column(schema.names, id_column, (), str(path), "id")
@@ -256,7 +260,8 @@ def _read_tar(shard: ImageShard) -> Iterator[ImageRecord]:
                 handle = archive.extractfile(member)
                 yield ImageRecord(key, handle.read() if handle is not None else None)
     except (tarfile.TarError, OSError, EOFError) as error:
-        logger.warning("%s: tar ends early or is corrupt after %d images (%s)", shard.source, len(seen), error)
+        logger.warning("%s: tar ends early or is corrupt after %d images (%s)", shard.source, len(seen),
+                       _one_line(error))
         yield ImageRecord(f"{shard.source}#after-{len(seen)}", None, "corrupt_tar")
 
 

@@ -105,3 +105,15 @@ def add_member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     archive.addfile(info, io.BytesIO(data))
+
+
+def write_corrupt_parquet(path: Path, rows: int = 2000) -> Path:
+    """A parquet whose footer reads fine but whose data page is garbage: fails only when rows are read."""
+    captions = [f"a dog number {i} " * 3 for i in range(rows)]
+    pq.write_table(pa.table({"caption": captions}), path, compression="zstd", use_dictionary=False)
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    data = bytearray(path.read_bytes())
+    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+    data[middle:middle + 64] = b"\x00garbage" * 8
+    path.write_bytes(bytes(data))
+    return path

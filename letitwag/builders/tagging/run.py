@@ -132,10 +132,9 @@ def _chunks(records: Iterator[ImageRecord], size: int) -> Iterator[list[ImageRec
 def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
     """The engine's map function: tag every image of one shard (decode in threads, batch on the model).
 
-    Decoding of the next batch overlaps with the model's work on the current one.
+    Decoding of the next batch overlaps with the model's work on the current one. Taggers run
+    their models under ``torch.inference_mode()`` themselves, so this loop needs no torch.
     """
-    import torch
-
     sample_ids: list[str] = []
     indices: list[np.ndarray] = []
     documents = np.zeros(job.num_concepts, dtype=np.int64)
@@ -144,7 +143,7 @@ def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
     in_main_process = multiprocessing.parent_process() is None
     progress = tqdm(desc=f"tagging {Path(shard.source).name}", unit="img", leave=False, disable=not in_main_process)
     prepare = functools.partial(_prepared, job.tagger)
-    with concurrent.futures.ThreadPoolExecutor(job.decode_threads) as pool, torch.inference_mode():
+    with concurrent.futures.ThreadPoolExecutor(job.decode_threads) as pool:
         chunks = _chunks(read_shard(shard), job.batch_size)
         submit = lambda chunk: [pool.submit(prepare, record) for record in chunk]  # noqa: E731
         upcoming = [submit(chunk) for chunk in _take(chunks, 1)]

@@ -10,6 +10,7 @@ Only the bytes that passed validation are uploaded (re-hashed just before upload
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 from pathlib import PurePosixPath
 from typing import Any
@@ -51,13 +52,28 @@ def describe(validated: ValidatedSubmission) -> tuple[str, str]:
     return title, body
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What a failed Hub call raises: its HTTP/offline errors, OS errors, and the HTTP client's errors.
+
+    huggingface_hub switched HTTP clients across releases (requests, httpx, httpx2); we catch the
+    base error of whichever is installed rather than pin one.
+    """
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OfflineModeIsEnabled, OSError]
+    for client in ("httpx2", "httpx", "requests"):
+        try:
+            module = importlib.import_module(client)
+        except ImportError:
+            continue
+        errors.append(getattr(module, "HTTPError", None) or module.RequestException)
+    return tuple(errors)
+
+
 def open_pull_request(validated: ValidatedSubmission, repo_id: str, *, token: str | None = None,
                       endpoint: str | None = None) -> str:
     """Create the PR on the dataset repo ``repo_id``; returns its URL. Network errors become ``SubmitError``."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    import httpx
 
     operations = plan_operations(validated)
     title, body = describe(validated)
@@ -66,7 +82,7 @@ def open_pull_request(validated: ValidatedSubmission, repo_id: str, *, token: st
     try:
         info = api.create_commit(repo_id=repo_id, repo_type="dataset", operations=operations,
                                  commit_message=title, commit_description=body, create_pr=True)
-    except (HfHubHTTPError, OfflineModeIsEnabled, httpx.HTTPError, OSError) as error:
+    except _network_errors() as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SubmitError(f"could not open a pull request on dataset {repo_id}: {reason}; nothing was submitted "
                           "(check the network, the repo name and `hf auth login`)") from None

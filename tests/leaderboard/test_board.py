@@ -1,0 +1,102 @@
+"""Boards: creation from a reference run, validation of a good submission, atomic add, duplicates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import DATASET, LABELS, metadata_document, write_submission
+from letitwag.cli import main
+from letitwag.leaderboard import board as board_module
+from letitwag.leaderboard.board import Board, BoardError, init_from_reference
+from letitwag.leaderboard.submission import SubmissionRejected
+from letitwag.leaderboard.validate import add_submission, validate_submission
+
+
+def test_board_holds_the_reference_dataset_and_labels(board_dir: Path) -> None:
+    board = Board.open(board_dir)
+    assert {k: board.config.dataset[k] for k in DATASET} == DATASET
+    assert np.array_equal(board.labels, LABELS)
+
+
+def test_board_cannot_be_made_from_a_limited_run(tmp_path: Path, submission: Path) -> None:
+    data = json.loads((submission / "results.json").read_text())
+    data["config"]["limit"] = 10
+    (submission / "results.json").write_text(json.dumps(data))
+    with pytest.raises(BoardError, match="--limit run cannot define a board"):
+        init_from_reference(tmp_path / "new-board", submission)
+
+
+def test_valid_submission_passes_and_cli_exits_zero(board_dir: Path, submission: Path, capsys) -> None:
+    validated = validate_submission(submission, Board.open(board_dir))
+    assert validated.ranked and validated.key.model == "Synthetic ViT-S-32"
+    assert main(["leaderboard", "validate", str(submission), "--board", str(board_dir)]) == 0
+    assert "valid: Synthetic ViT-S-32" in capsys.readouterr().out
+
+
+def test_add_stores_the_validated_files_under_model_and_revision(board_dir: Path, submission: Path) -> None:
+    assert main(["leaderboard", "add", str(submission), "--board", str(board_dir)]) == 0
+    stored = board_dir / "submissions" / "synthetic-vit-s-32" / "abc123" / "fp32_ensemble"
+    for name in ("results.json", "predictions.parquet", "submission.json"):
+        assert (stored / name).read_bytes() == (submission / name).read_bytes()
+    record = json.loads((stored / "verification.json").read_text())
+    assert record["key"] == {"model": "Synthetic ViT-S-32", "revision": "abc123", "precision": "fp32",
+                             "prompt_set": "ensemble"}
+    assert record["ranked"] is True
+    assert not list((board_dir / ".staging").iterdir())
+
+
+def test_duplicate_key_is_rejected_even_with_other_predictions(board_dir: Path, submission: Path, tmp_path: Path) -> None:
+    board = Board.open(board_dir)
+    add_submission(submission, board)
+    again = write_submission(tmp_path / "again", seed=7, metadata=metadata_document(model_name="synthetic vit-s-32"))
+    with pytest.raises(SubmissionRejected, match="duplicate submission: synthetic vit-s-32"):
+        validate_submission(again, board)
+    other_precision = write_submission(tmp_path / "bf16", seed=7, precision="bf16")
+    assert add_submission(other_precision, board)[1].name == "bf16_ensemble"
+
+
+def test_add_leaves_no_entry_when_storing_fails(board_dir: Path, submission: Path, monkeypatch) -> None:
+    """A failure half-way through copying (disk full) leaves neither an entry nor staging files."""
+    calls = {"n": 0}
+    real_copy = shutil.copyfile
+
+    def failing_copy(src, dst, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(board_module.shutil, "copyfile", failing_copy)
+    with pytest.raises(BoardError, match="could not store the entry"):
+        add_submission(submission, Board.open(board_dir))
+    assert not list((board_dir / "submissions").rglob("*.json"))
+    assert not list((board_dir / ".staging").iterdir())
+
+
+def test_submission_changed_after_validation_is_not_stored(board_dir: Path, submission: Path, monkeypatch) -> None:
+    board = Board.open(board_dir)
+    validated = validate_submission(submission, board)
+    table = pq.read_table(submission / "predictions.parquet")
+    pq.write_table(table.slice(0, table.num_rows), submission / "predictions.parquet", compression="gzip")
+    with pytest.raises(SubmissionRejected, match="changed while it was being validated"):
+        board_module.store_entry(board, submission, validated.key, validated.file_hashes, validated.record())
+    assert not list((board_dir / "submissions").rglob("verification.json"))
+
+
+def test_not_zero_shot_submission_is_stored_but_not_ranked(board_dir: Path, tmp_path: Path) -> None:
+    folder = write_submission(tmp_path / "leaky", metadata=metadata_document(includes_let_it_wag_images=True))
+    validated, stored = add_submission(folder, Board.open(board_dir))
+    assert not validated.ranked
+    assert json.loads((stored / "verification.json").read_text())["not_ranked_reason"].startswith("its pretraining")
+
+
+def test_missing_board_is_one_clear_line(tmp_path: Path, submission: Path, capsys) -> None:
+    assert main(["leaderboard", "validate", str(submission), "--board", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "letitwag leaderboard init" in err

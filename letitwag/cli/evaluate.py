@@ -1,0 +1,110 @@
+"""``letitwag evaluate`` (also ``python -m letitwag.evaluate``): thin layer over ``letitwag.harness``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from letitwag import cli
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES = """\
+  python -m letitwag.evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --out runs/vit-b-32
+  letitwag evaluate --model transformers:openai/clip-vit-base-patch32 --prompts simple --out runs/hf-b32
+  letitwag evaluate --model transformers:google/siglip-base-patch16-224 --precision bf16 --device cuda
+  letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./my_dataset --split test --limit 500
+  letitwag evaluate --model open_clip:my-arch/ckpt/model.safetensors --dataset ./saved --classnames names.txt
+  letitwag evaluate --model python:mypkg.models:build --prompts my_templates.txt --no-cache
+  letitwag evaluate --list-models"""
+
+
+def add_arguments(parser) -> None:
+    from letitwag.harness.options import DEFAULT_DATASET
+
+    parser.add_argument("--model", help="model spec: open_clip:ARCH/TAG | open_clip:ARCH/CHECKPOINT | open_clip:hf-hub:ORG/NAME"
+                        " | open_clip:ARCH (random weights) | transformers:ID_OR_DIR | diffusers:ID_OR_DIR"
+                        " | python:package.module:factory (see --list-models)")
+    parser.add_argument("--task", default="classification", help="classification (t2i: not yet implemented)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                        help="Hub dataset id, or a local folder in HF Hub layout (parquet under data/) or saved with save_to_disk")
+    parser.add_argument("--split", default=None, help="split to evaluate; default: the only split, else test, validation, train")
+    parser.add_argument("--dataset-revision", default=None, help="Hub revision (branch, tag or commit) of --dataset")
+    parser.add_argument("--image-column", default=None, help="image column; default: the dataset's Image feature")
+    parser.add_argument("--label-column", default=None, help="label column; default: the dataset's ClassLabel feature")
+    parser.add_argument("--classnames", type=Path, default=None,
+                        help="file of class names used in prompts (one per line or a JSON list, in label order); "
+                        "default: ClassLabel names with underscores as spaces")
+    parser.add_argument("--prompts", default="ensemble",
+                        help="ensemble (the paper's 80 templates) | simple | class | FILE (one template per line or "
+                        "a JSON list, each with {c} for the class name)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory for results.json + predictions.parquet; default: results/<task>/<model>")
+    parser.add_argument("--batch-size", type=int, default=64, help="images (and prompts) per forward pass; halved on out-of-memory")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding images (0: in the main process)")
+    parser.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "amp"],
+                        help="weights/compute precision; amp = fp32 weights with autocast (bf16 on CPU, fp16 on CUDA)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for torch, the --limit subset and the bootstrap")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="evaluate a seeded random subset of N samples (testing only; marked in results.json)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="where classifiers and image-feature chunks are cached; default: ~/.cache/letitwag")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write any cache")
+    parser.add_argument("--chunk-size", type=int, default=2048,
+                        help="samples per cached feature chunk (the unit of resume after a crash)")
+    parser.add_argument("--bootstrap-samples", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (0: none)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow transformers/diffusers models to run code from their repository (off by default)")
+    parser.add_argument("--list-models", action="store_true", help="list adapters and open_clip's pretrained tags, then exit")
+
+
+def register(subparsers) -> None:
+    parser = cli.add_command(
+        subparsers,
+        "evaluate",
+        help="zero-shot classification of any image-text model on Let it Wag! (or a dataset in its layout)",
+        description="Build a zero-shot classifier from prompt templates, encode every image (cached, resumable), "
+        "and write results.json (metrics with bootstrap CIs, accuracy by pretraining-frequency bin, provenance) "
+        "and predictions.parquet (top-5 per sample) to --out. Also available as `python -m letitwag.evaluate`.",
+        examples=EXAMPLES,
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=_run)
+
+
+def _options(args):
+    from letitwag.harness import EvaluationOptions
+
+    return EvaluationOptions(
+        model=args.model, task=args.task, dataset=args.dataset, split=args.split, dataset_revision=args.dataset_revision,
+        out=args.out, image_column=args.image_column, label_column=args.label_column, classnames=args.classnames,
+        prompts=args.prompts, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        precision=args.precision, seed=args.seed, limit=args.limit, cache_dir=args.cache_dir, no_cache=args.no_cache,
+        chunk_size=args.chunk_size, bootstrap_samples=args.bootstrap_samples, trust_remote_code=args.trust_remote_code,
+    )
+
+
+def _run(args) -> int:
+    from letitwag.errors import UserInputError
+
+    if args.list_models:
+        from letitwag.models import list_models
+
+        listing = list_models()
+        for adapter, forms in listing["adapters"].items():
+            print(f"{adapter}: {forms}")
+        print("\nopen_clip pretrained:")
+        print("\n".join(f"  {spec}" for spec in listing["open_clip_pretrained"]))
+        return 0
+    if not args.model:
+        raise UserInputError("give --model SPEC (e.g. open_clip:ViT-B-32/laion2b_s34b_b79k) or --list-models")
+    from letitwag.harness import evaluate
+
+    results = evaluate(_options(args))
+    metrics = results["metrics"]
+    summary = {key: metrics.get(key) for key in ("top1", "top5", "mean_per_class_recall")}
+    summary.update(out=results["out_dir"], skipped=results.get("skipped_samples"))
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,60 @@
+"""Run one evaluation end to end: load the model, run the task, write the run directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from letitwag.harness.options import EvaluationOptions
+from letitwag.harness.results import RESULTS_FORMAT, environment, write_run
+from letitwag.harness.tasks import get_task
+from letitwag.models.base import check_precision
+
+logger = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def default_out_dir(options: EvaluationOptions) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in options.model)[-120:]
+    return Path("results") / options.task / safe
+
+
+def evaluate(options: EvaluationOptions) -> dict:
+    """Evaluate ``options.model`` on ``options.dataset``; returns the results dict it wrote."""
+    from letitwag.models import load_encoder, load_generator
+
+    task = get_task(options.task)
+    check_precision(options.precision)
+    if options.batch_size < 1 or options.workers < 0 or options.chunk_size < 1:
+        from letitwag.errors import UserInputError
+
+        raise UserInputError("--batch-size and --chunk-size must be >= 1 and --workers >= 0")
+    started, clock = _now(), time.perf_counter()
+    device = options.resolved_device()
+    loader = load_encoder if task.loads == "encoder" else load_generator
+    model = loader(options.model, device=device, precision=options.precision, trust_remote_code=options.trust_remote_code)
+    fields, predictions = task.run(options, model)
+    out = Path(options.out) if options.out else default_out_dir(options)
+    results = {
+        "format": RESULTS_FORMAT,
+        "task": task.name,
+        "model": model.metadata(),
+        **fields,
+        "config": {
+            "seed": options.seed, "batch_size": options.batch_size, "precision": options.precision,
+            "device": device, "workers": options.workers, "limit": options.limit,
+            "prompts": options.prompts, "bootstrap_samples": options.bootstrap_samples,
+            "cache": not options.no_cache, **options.extra,
+        },
+        "environment": environment(),
+        "timing": {"start": started, "end": _now(), "wall_seconds": round(time.perf_counter() - clock, 3)},
+    }
+    write_run(out, results, task.table(predictions))
+    logger.info("wrote %s (top1 %.4f)", out, results["metrics"].get("top1", float("nan")))
+    results["out_dir"] = str(out)
+    return results

@@ -153,7 +153,7 @@ def conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-def validate_candidates(table: pa.Table, where: str) -> None:
+def validate_candidates(table: pa.Table, where: str, check_images: bool = True) -> None:
     """Raise ``ManifestError`` naming the first bad row: required columns, unique ids, an image."""
     missing = [name for name in REQUIRED_CANDIDATE_COLUMNS if name not in table.column_names]
     if missing:
@@ -168,6 +168,8 @@ def validate_candidates(table: pa.Table, where: str) -> None:
         counts = pc.value_counts(ids)
         duplicate = next(item["values"].as_py() for item in counts if item["counts"].as_py() > 1)
         raise ManifestError(f"{where}: candidate_id {duplicate!r} appears more than once; ids must be unique")
+    if not check_images:
+        return
     image = table["image"]
     no_bytes = pc.is_null(pc.struct_field(image, "bytes"))
     no_path = pc.is_null(pc.struct_field(image, "path"))
@@ -214,6 +216,32 @@ def provenance_path(parquet_path: str | Path) -> Path:
 def read_candidates(directory: str | Path) -> Manifest:
     """Read and check a candidate manifest directory."""
     return _read(directory, CANDIDATES_FILE, CANDIDATES_FORMAT, CANDIDATE_SCHEMA)
+
+
+def read_candidate_rows(directory: str | Path) -> Manifest:
+    """A candidate manifest without image bytes (``image`` column dropped): for jobs that stream images.
+
+    Why: inline image bytes of 130,500 candidates do not fit in memory; curation reads them
+    chunk by chunk from the parquet file instead.
+    """
+    directory = Path(directory)
+    path = directory / CANDIDATES_FILE
+    if not path.exists():
+        raise ManifestError(f"{directory}: no {CANDIDATES_FILE} here; give a manifest directory written by letitwag")
+    try:
+        names = [name for name in pq.read_schema(path).names if name != "image"]
+        table = pq.read_table(path, columns=names)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise ManifestError(f"{path}: not a readable parquet file ({error})") from None
+    sidecar = provenance_path(path)
+    provenance = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+    _check_format(sidecar, provenance, CANDIDATES_FORMAT)
+    if "image" not in pq.read_schema(path).names:
+        raise ManifestError(f"{path}: missing column(s) image; see letitwag.builders.manifest")
+    validate_candidates(table.append_column("image", pa.nulls(table.num_rows, IMAGE_TYPE)), str(path),
+                        check_images=False)
+    schema = pa.schema([f for f in CANDIDATE_SCHEMA if f.name != "image"])
+    return Manifest(directory, conform(table, schema, str(path)), provenance)
 
 
 def read_curated(directory: str | Path) -> Manifest:

@@ -1,0 +1,94 @@
+"""Perceptual hash (pHash) bit-compatible with imagededup's ``PHash``, and a fast Hamming search.
+
+Why imagededup's definition: the paper de-duplicated Let it Wag! with
+``imagededup.methods.PHash().find_duplicates(max_distance_threshold=10)``; using the same
+64 bits keeps our thresholds meaningful and lets hashes computed by either tool be compared.
+The definition (facts, not code, carried over): non-RGB images go RGBA then RGB, a 32x32
+Lanczos resize, then greyscale ``L``; a 2-D DCT-II (``scipy.fftpack.dct`` on rows then
+columns, unnormalised); the top-left 8x8 coefficients; a bit is 1 where the coefficient is
+``>=`` the median of those 64 minus the DC term; bits packed row-major, most significant
+first, written as 16 hex digits.
+
+Why it is faster than imagededup here: the DCT and median run batched in numpy, a JPEG can be
+hashed from a reduced-size decode (``Image.draft``, opt-in: it approximates the exact hash,
+the benchmark reports its bit agreement), and the pair search is a blocked XOR + popcount over
+all pairs (``numpy.bitwise_count``), never a Python loop over pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+from PIL import Image
+from scipy.fftpack import dct
+
+HASH_SIZE = 32  # imagededup's PHash target_size
+COEFFICIENTS = 8
+
+
+def hash_input(image: Image.Image) -> np.ndarray:
+    """The 32x32 ``uint8`` greyscale array imagededup hashes for ``image``."""
+    if image.mode != "RGB":
+        image = image.convert("RGBA").convert("RGB")
+    small = image.resize((HASH_SIZE, HASH_SIZE), Image.LANCZOS).convert("L")
+    return np.asarray(small, dtype=np.uint8)
+
+
+def hash_inputs_to_phashes(arrays: np.ndarray) -> np.ndarray:
+    """pHashes (``uint64``) of a stack of 32x32 greyscale arrays ``[N, 32, 32]``."""
+    stack = np.asarray(arrays).reshape(-1, HASH_SIZE, HASH_SIZE).astype(np.float64)
+    coefficients = dct(dct(stack, axis=1), axis=2)[:, :COEFFICIENTS, :COEFFICIENTS].reshape(len(stack), -1)
+    medians = np.median(coefficients[:, 1:], axis=1)
+    bits = coefficients >= medians[:, None]
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+def phash_image(image: Image.Image) -> int:
+    """The pHash of one PIL image, as an int."""
+    return int(hash_inputs_to_phashes(hash_input(image)[None])[0])
+
+
+def open_for_hash(path_or_file, draft_size: int | None = None) -> Image.Image:
+    """Open an image for hashing; with ``draft_size`` a JPEG decodes at the smallest DCT scale
+    keeping both sides >= ``draft_size`` (much faster; approximate, see the module docstring)."""
+    image = Image.open(path_or_file)
+    if draft_size and image.format == "JPEG":
+        image.draft("RGB", (draft_size, draft_size))
+    image.load()
+    return image
+
+
+def to_hex(value: int) -> str:
+    return f"{int(value):016x}"
+
+
+def from_hex(values: Iterable[str]) -> np.ndarray:
+    """Hex hashes (imagededup's strings) to a ``uint64`` array."""
+    return np.array([int(v, 16) for v in values], dtype=np.uint64)
+
+
+def pairs_within(hashes: np.ndarray, max_distance: int, other: np.ndarray | None = None,
+                 block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs at Hamming distance <= ``max_distance``: ``(i, j, distance)``.
+
+    Within ``hashes`` (``other`` None) each pair once, ``i < j`` (only the upper triangle is
+    computed); against ``other`` every (query ``i``, reference ``j``) pair. Blocked so memory
+    stays ``block x len(other)`` bytes.
+    """
+    queries = np.ascontiguousarray(hashes, dtype=np.uint64)
+    within = other is None
+    targets = queries if within else np.ascontiguousarray(other, dtype=np.uint64)
+    found_i, found_j, found_d = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.uint8)]
+    for start in range(0, len(queries), block):
+        chunk = queries[start:start + block]
+        offset = start if within else 0
+        distance = np.bitwise_count(chunk[:, None] ^ targets[None, offset:])
+        close = distance <= max_distance
+        if within:  # drop the diagonal and the lower half of the diagonal block
+            close[:, : len(chunk)] &= np.triu(np.ones((len(chunk), len(chunk)), dtype=bool), k=1)
+        rows, cols = np.nonzero(close)
+        found_i.append(rows + start)
+        found_j.append(cols + offset)
+        found_d.append(distance[rows, cols])
+    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d).astype(np.uint8)

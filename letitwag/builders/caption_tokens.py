@@ -30,12 +30,19 @@ _HASH_MULTIPLIERS = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93], dtype=np.uint64
 )
 
+# _LOW_BYTES[k]: mask keeping the first k bytes of a little-endian word (k = 0..8).
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(_WORD_BYTES)] + [2**64 - 1], dtype=np.uint64)
+
 # byte -> lower-case ASCII letter/digit, or 0 for a separator (every other byte).
 _ASCII_TABLE = np.zeros(256, dtype=np.uint8)
 for _byte in b"abcdefghijklmnopqrstuvwxyz0123456789":
     _ASCII_TABLE[_byte] = _byte
 for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
     _ASCII_TABLE[_byte] = _byte + 32
+
+# For text already normalised by ``normalize_text``: only the space separates tokens.
+_NORMALIZED_TABLE = np.arange(256, dtype=np.uint8)
+_NORMALIZED_TABLE[ord(" ")] = 0
 
 
 def _pack_words(text: bytes, n_words: int) -> list[int]:
@@ -60,24 +67,25 @@ def _combine(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 class TokenVocabulary:
     """Surface form -> word id (several forms may share an id: the forms of one lemma).
 
-    Keeps, for the ASCII fast path, the packed bytes of every ASCII form and an Arrow set for
-    the exact 64-bit key lookup.
+    Keeps, for the byte-level tokeniser, the packed UTF-8 bytes of every form and an Arrow set
+    for the exact 64-bit key lookup.
     """
 
     def __init__(self, ids: dict[str, int]) -> None:
         self.ids = dict(ids)
-        ascii_forms = [form for form in self.ids if form.isascii() and form]
-        self.max_length = max((len(form) for form in ascii_forms), default=0)
+        forms = [form for form in self.ids if form]
+        encoded = [form.encode("utf-8") for form in forms]
+        self.max_length = max((len(text) for text in encoded), default=0)
         self.n_words = max(1, -(-self.max_length // _WORD_BYTES))
-        packed = np.array([_pack_words(f.encode("ascii"), self.n_words) for f in ascii_forms], dtype=np.uint64)
-        packed = packed.reshape(len(ascii_forms), self.n_words)
-        lengths = np.array([len(form) for form in ascii_forms], dtype=np.int64)
+        packed = np.array([_pack_words(text, self.n_words) for text in encoded], dtype=np.uint64)
+        packed = packed.reshape(len(forms), self.n_words)
+        lengths = np.array([len(text) for text in encoded], dtype=np.int64)
         keys = _combine(packed, lengths)
         if len(np.unique(keys)) != len(keys):  # pragma: no cover - astronomically unlikely
             raise ValueError("vocabulary hash collision; change _HASH_MULTIPLIERS")
         self.packed = packed
         self.lengths = lengths
-        self.form_ids = np.array([self.ids[form] for form in ascii_forms], dtype=np.int64)
+        self.form_ids = np.array([self.ids[form] for form in forms], dtype=np.int64)
         self.key_set = pa.array(keys, type=pa.uint64())
 
     def __getstate__(self) -> dict:
@@ -92,7 +100,9 @@ class Tokens:
     """The vocabulary tokens of a batch, in caption order (each caption's tokens contiguous)."""
 
     rows: np.ndarray  # int64: caption row of each token
-    positions: np.ndarray  # int64: global token ordinal (adjacent words differ by 1)
+    positions: np.ndarray  # int64, increasing: token ordinal plus the number of caption changes
+    # before it, so adjacent words of one caption differ by exactly 1 and words of different
+    # captions by more: spans of two captions never touch
     word_ids: np.ndarray  # int64: vocabulary id
 
 
@@ -126,84 +136,75 @@ def _offsets_and_data(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], data
 
 
-def _ascii_tokens(offsets: np.ndarray, data: np.ndarray, vocabulary: TokenVocabulary):
-    """(row, ordinal, word id) of the vocabulary tokens in pure-ASCII rows; ordinals count all
-    tokens. Returns also the total number of tokens."""
+def _token_bounds(offsets: np.ndarray, text: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) byte of every token; ``text[1 : size + 1]`` holds the mapped
+    bytes (0 = separator) and ``text[0]``, ``text[size + 1]`` are separators.
+
+    One ``diff`` finds every word/separator transition (they alternate start, end, ...). Rows
+    are concatenated in the buffer, so a word ending a row and a word starting the next one
+    would fuse: those few row starts are split afterwards.
+    """
+    is_word = (text[: size + 2] != 0).view(np.int8)
+    transitions = np.flatnonzero(np.diff(is_word))
+    starts, ends = transitions[0::2], transitions[1::2]
+    inner = offsets[(offsets > 0) & (offsets < size)]
+    fused = inner[(text[inner] != 0) & (text[inner + 1] != 0)]
+    if len(fused):
+        fused = fused[np.concatenate([[True], fused[1:] != fused[:-1]])]  # empty rows repeat offsets
+        starts = np.insert(starts, np.searchsorted(starts, fused), fused)
+        ends = np.insert(ends, np.searchsorted(ends, fused), fused)
+    return starts, ends
+
+
+def _byte_tokens(offsets: np.ndarray, data: np.ndarray, table: np.ndarray, vocabulary: TokenVocabulary):
+    """(row, ordinal, word id) of the vocabulary tokens of the rows; ordinals count all tokens.
+    ``table`` maps each byte to itself (lower-cased) or to 0 for a separator. Returns also the
+    total number of tokens."""
     size = len(data)
-    text = np.zeros(size + vocabulary.n_words * _WORD_BYTES, dtype=np.uint8)
-    np.take(_ASCII_TABLE, data, out=text[:size])
-    is_word = text[:size] != 0
-    previous = np.zeros(size, dtype=bool)
-    previous[1:] = is_word[:-1]
-    following = np.zeros(size, dtype=bool)
-    following[:-1] = is_word[1:]
-    lengths = np.diff(offsets)
-    nonempty = lengths > 0
-    row_starts = offsets[:-1][nonempty]
-    previous[row_starts] = False
-    following[offsets[1:][nonempty] - 1] = False
-    starts = np.flatnonzero(is_word & ~previous)
-    ends = np.flatnonzero(is_word & ~following) + 1
-    per_row = np.zeros(len(lengths), dtype=np.int64)
-    if len(row_starts):
-        per_row[nonempty] = np.add.reduceat((is_word & ~previous).view(np.uint8), row_starts, dtype=np.int64)
-    rows = np.repeat(np.arange(len(lengths), dtype=np.int64), per_row)
-    token_lengths = ends - starts
-    candidate = np.flatnonzero(token_lengths <= vocabulary.max_length)
-    if len(candidate) == 0 or len(vocabulary.form_ids) == 0:
+    text = np.zeros(size + 2 + vocabulary.n_words * _WORD_BYTES, dtype=np.uint8)
+    np.take(table, data, out=text[1 : size + 1])
+    starts, ends = _token_bounds(offsets, text, size)
+    rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(np.searchsorted(starts, offsets)))
+    lengths = ends - starts
+    if len(starts) == 0 or len(vocabulary.form_ids) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty, len(starts)
-    words = _token_words(text, starts[candidate], token_lengths[candidate], vocabulary.n_words)
-    keys = _combine(words, token_lengths[candidate])
+    unaligned = np.ndarray(shape=(len(text) - _WORD_BYTES + 1,), dtype="<u8", buffer=text.data, strides=(1,))
+    keys = unaligned[starts + 1] & _LOW_BYTES[np.minimum(lengths, _WORD_BYTES)]
+    long = np.flatnonzero(lengths > _WORD_BYTES)
+    long_words = _token_words(unaligned, starts[long] + 1, lengths[long], keys[long], vocabulary.n_words)
+    keys[long] = _combine(long_words, lengths[long])
     found = pc.index_in(pa.array(keys, type=pa.uint64()), value_set=vocabulary.key_set)
     found = pc.fill_null(found, -1).to_numpy()
-    hit = found >= 0
-    known = candidate[hit]
+    hit = np.flatnonzero(found >= 0)
     form = found[hit].astype(np.int64)
-    exact = np.all(words[hit] == vocabulary.packed[form], axis=1) & (token_lengths[known] == vocabulary.lengths[form])
-    return rows[known[exact]], known[exact], vocabulary.form_ids[form[exact]], len(starts)
+    exact = lengths[hit] == vocabulary.lengths[form]
+    # A short token's key is its bytes, so equal keys and lengths mean equal tokens; long keys
+    # are hashes and are checked word by word.
+    long_hit = np.flatnonzero(lengths[hit] > _WORD_BYTES)
+    if len(long_hit):
+        rows_in_long = np.searchsorted(long, hit[long_hit])
+        same = np.all(long_words[rows_in_long] == vocabulary.packed[form[long_hit]], axis=1)
+        exact[long_hit] &= same
+    known = hit[exact]
+    return rows[known], known, vocabulary.form_ids[form[exact]], len(starts)
 
 
-def _token_words(text: np.ndarray, starts: np.ndarray, lengths: np.ndarray, n_words: int) -> np.ndarray:
-    """The bytes of each token packed little-endian into ``n_words`` uint64 words, zero-padded."""
-    unaligned = np.ndarray(
-        shape=(len(text) - _WORD_BYTES + 1,), dtype="<u8", buffer=text.data, strides=(1,)
-    )
+def _token_words(unaligned: np.ndarray, starts: np.ndarray, lengths: np.ndarray, first: np.ndarray, n_words: int):
+    """The bytes of each token packed little-endian into ``n_words`` uint64 words, zero-padded
+    (``first``: the already gathered first words)."""
     words = np.zeros((len(starts), n_words), dtype=np.uint64)
-    for column in range(n_words):
-        remaining = lengths - column * _WORD_BYTES
-        active = np.flatnonzero(remaining > 0)
-        if len(active) == 0:
-            break
-        values = unaligned[starts[active] + column * _WORD_BYTES]
-        short = remaining[active] < _WORD_BYTES
-        mask = np.full(len(active), np.iinfo(np.uint64).max, dtype=np.uint64)
-        mask[short] = (np.uint64(1) << (remaining[active][short].astype(np.uint64) * np.uint64(8))) - np.uint64(1)
-        words[active, column] = values & mask
+    words[:, 0] = first
+    for column in range(1, n_words):
+        remaining = np.clip(lengths - column * _WORD_BYTES, 0, _WORD_BYTES)
+        words[:, column] = unaligned[starts + column * _WORD_BYTES] & _LOW_BYTES[remaining]
     return words
 
 
-def _python_tokens(chunk: pa.Array, rows: np.ndarray, vocabulary: TokenVocabulary, first_ordinal: int):
-    """Tokens of the given rows through ``normalize_text`` itself (invalid UTF-8 is replaced)."""
-    lookup = vocabulary.ids.get
-    out_rows: list[int] = []
-    out_positions: list[int] = []
-    out_ids: list[int] = []
-    ordinal = first_ordinal
+def _normalized_rows(chunk: pa.Array, rows: np.ndarray) -> pa.Array:
+    """``normalize_text`` of the given rows (invalid UTF-8 is replaced, U+FFFD separates)."""
     raw = chunk.take(pa.array(rows)).cast(pa.large_binary()).to_pylist()
-    for row, payload in zip(rows.tolist(), raw):
-        normalized = normalize_text(payload.decode("utf-8", errors="replace"))
-        if not normalized:
-            continue
-        for word in normalized.split(" "):
-            word_id = lookup(word)
-            if word_id is not None:
-                out_rows.append(row)
-                out_positions.append(ordinal)
-                out_ids.append(word_id)
-            ordinal += 1
-    as_array = lambda values: np.array(values, dtype=np.int64)  # noqa: E731
-    return as_array(out_rows), as_array(out_positions), as_array(out_ids), ordinal - first_ordinal
+    return pa.array([normalize_text(payload.decode("utf-8", errors="replace")) for payload in raw], type=pa.string())
 
 
 def _row_ranges(offsets: np.ndarray) -> list[tuple[int, int]]:
@@ -220,7 +221,11 @@ def _row_ranges(offsets: np.ndarray) -> list[tuple[int, int]]:
 
 
 def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabulary: TokenVocabulary) -> Tokens:
-    """Vocabulary tokens of every caption (null/empty captions have none); rows are batch rows."""
+    """Vocabulary tokens of every caption (null/empty captions have none); rows are batch rows.
+
+    Pure-ASCII rows are tokenised from the raw bytes; the other rows are normalised by
+    ``normalize_text`` first and then tokenised from their normalised UTF-8 bytes.
+    """
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     row_base = 0
     ordinal_base = 0
@@ -231,20 +236,23 @@ def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabu
             piece_offsets = offsets[start : stop + 1] - offsets[start]
             piece_data = data[offsets[start] : offsets[stop]]
             piece_ascii = is_ascii[start:stop]
-            if not piece_ascii.all():
-                lengths = np.diff(piece_offsets)
-                blank = np.repeat(~piece_ascii, lengths)
-                piece_data = np.where(blank, np.uint8(0x20), piece_data)
-            rows, positions, ids, n_tokens = _ascii_tokens(piece_offsets, piece_data, vocabulary)
+            other = np.flatnonzero(~piece_ascii)
+            rows, positions, ids, n_tokens = _byte_tokens(piece_offsets, piece_data, _ASCII_TABLE, vocabulary)
+            if len(other):  # their non-ASCII bytes were separators: drop those rows' tokens here
+                keep = piece_ascii[rows]
+                rows, positions, ids = rows[keep], positions[keep], ids[keep]
             parts.append((rows + row_base + start, positions + ordinal_base, ids))
             ordinal_base += n_tokens
-            other = np.flatnonzero(~piece_ascii)
             if len(other):
-                rows, positions, ids, n_tokens = _python_tokens(chunk, other + start, vocabulary, ordinal_base)
-                parts.append((rows + row_base, positions, ids))
+                normalized = _normalized_rows(chunk, other + start)
+                rows, positions, ids, n_tokens = _byte_tokens(*_offsets_and_data(normalized), _NORMALIZED_TABLE, vocabulary)
+                parts.append((other[rows] + row_base + start, positions + ordinal_base, ids))
                 ordinal_base += n_tokens
         row_base += len(chunk)
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return Tokens(empty, empty, empty)
-    return Tokens(*(np.concatenate([part[i] for part in parts]) for i in range(3)))
+    rows, ordinals, ids = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    captions_before = np.zeros(len(rows), dtype=np.int64)
+    np.cumsum(rows[1:] != rows[:-1], out=captions_before[1:])
+    return Tokens(rows, ordinals + captions_before, ids)

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from letitwag.builders.lemmas import LemmaTable, english_lemmas
 from letitwag.builders.caption_tokens import Tokens, TokenVocabulary, tokenize
@@ -71,10 +72,10 @@ def _concept_list_hash(concepts: ConceptList) -> str:
 class _LemmaTrie:
     """A trie over lemma-id sequences with vectorised transitions.
 
-    Transition keys ``state * n_lemmas + lemma`` are kept sorted so a whole array of
-    (state, lemma) pairs steps with one ``np.searchsorted``. Terminal states list their
-    concepts in CSR form (several concepts may share one lemma sequence, e.g. ``glass`` and
-    ``glasses``).
+    The root's edges are a dense array indexed by lemma; deeper edges are 64-bit keys
+    ``state * n_lemmas + lemma`` in an Arrow hash set, so a whole array of (state, lemma) pairs
+    steps with one ``index_in``. Terminal states list their concepts in CSR form (several
+    concepts may share one lemma sequence, e.g. ``glass`` and ``glasses``).
     """
 
     def __init__(self, patterns: _Patterns, n_lemmas: int) -> None:
@@ -91,29 +92,42 @@ class _LemmaTrie:
                     depth.append(depth[state] + 1)
                 state = children[key]
             terminal.setdefault(state, set()).add(concept)
-        keys = np.array([s * self.n_lemmas + l for (s, l) in children], dtype=np.int64)
-        targets = np.array(list(children.values()), dtype=np.int64)
-        order = np.argsort(keys)
-        self.keys = keys[order]
-        self.targets = targets[order]
-        self.depth = np.array(depth, dtype=np.int64)
-        self.max_depth = int(self.depth.max()) if len(depth) else 0
-        counts = np.zeros(len(depth), dtype=np.int64)
+        self.max_depth = max(depth)
+        self.root = np.full(self.n_lemmas + 1, -1, dtype=np.int64)  # last slot: lemma -1
+        deeper = {key: target for key, target in children.items() if key[0] != 0}
+        for (state, lemma), target in children.items():
+            if state == 0:
+                self.root[lemma] = target
+        self.keys = pa.array([s * self.n_lemmas + l for (s, l) in deeper], type=pa.int64())
+        self.targets = np.array(list(deeper.values()) + [-1], dtype=np.int64)  # last: not found
+        self.has_children = np.zeros(len(depth), dtype=bool)
+        self.has_children[[state for state, _ in deeper] + [state for state, _ in children]] = True
         concept_lists = [sorted(terminal.get(state, ())) for state in range(len(depth))]
-        for state, listed in enumerate(concept_lists):
-            counts[state] = len(listed)
+        counts = np.array([len(listed) for listed in concept_lists], dtype=np.int64)
+        self.terminal_count = counts
         self.terminal_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.terminal_concepts = np.array([c for listed in concept_lists for c in listed], dtype=np.int32)
 
     def step(self, states: np.ndarray, lemmas: np.ndarray) -> np.ndarray:
-        """Next state for each (state, lemma) pair; -1 where the trie has no such edge."""
-        if len(self.keys) == 0:
-            return np.full(len(states), -1, dtype=np.int64)
-        keys = states * self.n_lemmas + lemmas
-        position = np.searchsorted(self.keys, keys)
-        position_clipped = np.minimum(position, len(self.keys) - 1)
-        found = (self.keys[position_clipped] == keys) & (lemmas >= 0)
-        return np.where(found, self.targets[position_clipped], -1)
+        """Next state for each (state > 0, lemma) pair; -1 where the trie has no such edge."""
+        found = pc.index_in(pa.array(states * self.n_lemmas + lemmas), value_set=self.keys)
+        found = pc.fill_null(found, -1).to_numpy()
+        return np.where(lemmas >= 0, self.targets[found], -1)
+
+
+def _may_overlap_itself(sequences: list[tuple[int, ...]]) -> bool:
+    """Whether two matches of these patterns (one concept's surface forms) can share a token:
+    one pattern inside another, or a proper suffix of one equal to a prefix of another."""
+    for first in sequences:
+        for second in sequences:
+            if first is not second and any(
+                first[i : i + len(second)] == second for i in range(len(first) - len(second) + 1)
+            ):
+                return True
+            for size in range(1, min(len(first), len(second))):
+                if first[-size:] == second[:size]:
+                    return True
+    return False
 
 
 class TextMatcher:
@@ -153,6 +167,12 @@ class TextMatcher:
                 pattern_concepts.append(concept_index)
                 pattern_lemmas.append(sequence)
         self._patterns = _Patterns(np.array(pattern_concepts, dtype=np.int32), pattern_lemmas)
+        by_concept: dict[int, list[tuple[int, ...]]] = {}
+        for concept_index, sequence in zip(pattern_concepts, pattern_lemmas):
+            by_concept.setdefault(concept_index, []).append(sequence)
+        self._may_overlap = np.zeros(self.n_concepts, dtype=bool)
+        for concept_index, sequences in by_concept.items():
+            self._may_overlap[concept_index] = _may_overlap_itself(sequences)
         self._lemma_names = list(lemma_index)
         surface: dict[str, int] = {}
         for lemma, index in lemma_index.items():
@@ -194,79 +214,86 @@ class TextMatcher:
 
         Walks the lemma trie from every vocabulary token at once: at step ``offset`` each live
         start looks at the vocabulary token ``offset`` entries later, which continues the
-        phrase only if it is the very next token of the same caption.
+        phrase only if it is the very next token of the same caption (its position is exactly
+        ``offset`` higher; positions jump between captions).
         """
         trie = self._trie
         rows, ordinals, lemmas = tokens.rows, tokens.positions, tokens.word_ids
         n_tokens = len(lemmas)
-        starts = np.arange(n_tokens, dtype=np.int64)
-        states = np.zeros(n_tokens, dtype=np.int64)
-        found_rows, found_concepts, found_starts, found_ends = [], [], [], []
-        for offset in range(trie.max_depth):
+        states = trie.root[lemmas]
+        starts = np.flatnonzero(states >= 0)
+        states = states[starts]
+        found_starts, found_concepts, found_lengths = [], [], []
+        for offset in range(1, trie.max_depth + 1):
+            counts = trie.terminal_count[states]
+            ending = np.flatnonzero(counts)
+            if len(ending):
+                ending_states = states[ending]
+                single = counts[ending] == 1  # the usual case: one concept per lemma sequence
+                found_starts.append(starts[ending[single]])
+                found_concepts.append(trie.terminal_concepts[trie.terminal_ptr[ending_states[single]]])
+                if not single.all():
+                    shared = ending[~single]
+                    repeat = counts[shared]
+                    first = np.repeat(trie.terminal_ptr[states[shared]], repeat)
+                    within = np.arange(len(first)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+                    found_starts.append(np.repeat(starts[shared], repeat))
+                    found_concepts.append(trie.terminal_concepts[first + within])
+                found_lengths.append(np.full(sum(map(len, found_starts)) - sum(map(len, found_lengths)), offset))
+            live = trie.has_children[states] & (starts + offset < n_tokens)
+            starts, states = starts[live], states[live]
+            if len(starts) == 0:
+                break
             following = starts + offset
-            inside = following < n_tokens
-            starts, states, following = starts[inside], states[inside], following[inside]
-            adjacent = (rows[following] == rows[starts]) & (ordinals[following] == ordinals[starts] + offset)
+            adjacent = ordinals[following] == ordinals[starts] + offset
             states = trie.step(states, np.where(adjacent, lemmas[following], -1))
             alive = states >= 0
             starts, states = starts[alive], states[alive]
-            if len(starts) == 0:
-                break
-            counts = trie.terminal_ptr[states + 1] - trie.terminal_ptr[states]
-            ending = counts > 0
-            if ending.any():
-                ending_states = states[ending]
-                repeat = counts[ending]
-                first = np.repeat(trie.terminal_ptr[ending_states], repeat)
-                within = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-                match_starts = np.repeat(starts[ending], repeat)
-                found_concepts.append(trie.terminal_concepts[first + within])
-                found_starts.append(ordinals[match_starts])
-                found_ends.append(ordinals[match_starts] + offset + 1)
-                found_rows.append(rows[match_starts])
-        if not found_rows:
+        if not found_starts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.astype(np.int32), empty, empty
-        return (
-            np.concatenate(found_rows),
-            np.concatenate(found_concepts),
-            np.concatenate(found_starts),
-            np.concatenate(found_ends),
-        )
+        match_starts = np.concatenate(found_starts)
+        lengths = np.concatenate(found_lengths)
+        first_ordinals = ordinals[match_starts]
+        return rows[match_starts], np.concatenate(found_concepts), first_ordinals, first_ordinals + lengths
 
     def _phrase_counts(self, rows, concepts, starts, ends) -> BatchCounts:
         if self.longest_match and len(starts):
             keep = ~_contained_in_longer(starts, ends)
             rows, concepts, starts, ends = rows[keep], concepts[keep], starts[keep], ends[keep]
-        order = np.lexsort((-ends, starts, concepts, rows))
-        rows, concepts, starts, ends = rows[order], concepts[order], starts[order], ends[order]
-        counted = _greedy_non_overlapping(rows, concepts, starts, ends)
-        occurrences = np.bincount(concepts[counted], minlength=self.n_concepts).astype(np.int64)
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (concepts[1:] != concepts[:-1])
-        hit_rows = rows[first].astype(np.int64)
-        hit_concepts = concepts[first].astype(np.int32)
+        keys = np.sort(rows * self.n_concepts + concepts, kind="stable")
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        hits = keys[first]
+        hit_rows = hits // max(self.n_concepts, 1)
+        hit_concepts = (hits - hit_rows * self.n_concepts).astype(np.int32)
         documents = np.bincount(hit_concepts, minlength=self.n_concepts).astype(np.int64)
-        return BatchCounts(documents, occurrences, hit_rows, hit_concepts)
+        occurrences = np.bincount(concepts, minlength=self.n_concepts).astype(np.int64)
+        risky = np.flatnonzero(self._may_overlap[concepts])
+        if len(risky):
+            rows, concepts, starts, ends = rows[risky], concepts[risky], starts[risky], ends[risky]
+            order = np.lexsort((-ends, starts, concepts, rows))
+            counted = _greedy_non_overlapping(rows[order], concepts[order], starts[order], ends[order])
+            occurrences -= np.bincount(concepts[order][~counted], minlength=self.n_concepts)
+        return BatchCounts(documents, occurrences, hit_rows.astype(np.int64), hit_concepts)
 
 
 def _contained_in_longer(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """For each token span, whether a strictly longer span of the batch contains it.
 
-    Spans are global token positions, so spans of different captions never contain each other.
+    Spans are global token ordinals, so spans of different captions never contain each other.
     On the distinct spans sorted by (start, -end), a span is contained exactly when an earlier
     one reaches at least as far (earlier means an earlier start, or the same start and a later
     end: both strictly longer).
     """
-    spans = np.stack([starts, ends], axis=1)
-    unique, inverse = np.unique(spans, axis=0, return_inverse=True)
-    order = np.lexsort((-unique[:, 1], unique[:, 0]))
-    sorted_ends = unique[order, 1]
-    reach = np.maximum.accumulate(sorted_ends)
-    contained_sorted = np.zeros(len(order), dtype=bool)
-    contained_sorted[1:] = reach[:-1] >= sorted_ends[1:]
-    contained = np.empty(len(order), dtype=bool)
-    contained[order] = contained_sorted
+    lengths = ends - starts
+    span_room = int(lengths.max()) + 1
+    keys = starts * span_room + (span_room - 1 - lengths)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    unique_starts = unique // span_room
+    unique_ends = unique_starts + (span_room - 1 - (unique - unique_starts * span_room))
+    contained = np.zeros(len(unique), dtype=bool)
+    contained[1:] = np.maximum.accumulate(unique_ends)[:-1] >= unique_ends[1:]
     return contained[inverse.reshape(-1)]
 
 

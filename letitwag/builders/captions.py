@@ -51,6 +51,10 @@ _SCAN_BLOCK_BYTES = 4 << 20
 _MAX_TAR_CAPTION_BYTES = 64 << 20
 
 
+# What a format reader yields: (first row number, captions as read, ids as read or None).
+RawBatch = tuple[int, pa.Array, "pa.Array | None"]
+
+
 class CaptionInputError(UserInputError):
     """An input that cannot be read; the one-line message names the file and what to do."""
 
@@ -371,12 +375,17 @@ def _open_hf(fmt: str, location: str) -> dict:
 
 # --- reading ----------------------------------------------------------------------------------
 
-def read_caption_slice(piece: CaptionSlice, stats: ReadStats, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """Stream one slice as ``CAPTION_SCHEMA`` batches; bad rows keep their row with a null caption."""
+def read_caption_slice(piece: CaptionSlice, stats: ReadStats, batch_rows: int = BATCH_ROWS,
+                       with_ids: bool = True) -> Iterator[pa.RecordBatch]:
+    """Stream one slice as ``CAPTION_SCHEMA`` batches; bad rows keep their row with a null caption.
+
+    With ``with_ids=False`` the ``sample_id`` column is all null (cheaper when only counting).
+    """
     reader = {"parquet": _read_parquet, "csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl,
               "text": _read_text, "webdataset": _read_webdataset, "hf": _read_hf, "hf-disk": _read_hf}[piece.format]
     try:
-        yield from reader(piece, stats, batch_rows)
+        for first_row, captions, ids in reader(piece, stats, batch_rows):
+            yield _batch(piece, stats, first_row, captions, ids, with_ids)
     except CaptionInputError:
         raise
     except (OSError, pa.ArrowException, tarfile.TarError, EOFError) as error:
@@ -392,15 +401,22 @@ def _read_error(path: Path, error: BaseException, what: str) -> CaptionInputErro
 
 
 def _batch(piece: CaptionSlice, stats: ReadStats, first_row: int, captions: pa.Array,
-           ids: pa.Array | None = None) -> pa.RecordBatch:
-    """Validate captions (UTF-8, null, blank), fill default ids, count rows and skips."""
+           ids: pa.Array | None = None, with_ids: bool = True) -> pa.RecordBatch:
+    """Validate captions (UTF-8, null, blank), fill default ids, count rows and skips.
+
+    ``with_ids=False`` leaves ``sample_id`` null: building millions of id strings is wasted
+    work when only counts are wanted.
+    """
     captions = _as_text(captions, stats)
     if captions.null_count > stats.nulls_counted:
         stats.skipped["null"] += captions.null_count - stats.nulls_counted
     stats.nulls_counted = 0
-    blank = pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(captions)), 0)).as_py() or 0
+    blank = pc.sum(pc.or_(pc.equal(pc.utf8_length(captions), 0), pc.utf8_is_space(captions))).as_py() or 0
     if blank:
         stats.skipped["empty"] += blank
+    stats.rows += len(captions)
+    if not with_ids:
+        return pa.RecordBatch.from_arrays([pa.nulls(len(captions), pa.string()), captions], schema=CAPTION_SCHEMA)
     rows = pa.array(np.arange(first_row, first_row + len(captions), dtype=np.int64))
     default_ids = pc.binary_join_element_wise(piece.id_prefix, pc.cast(rows, pa.string()), ":")
     if ids is None:
@@ -408,7 +424,6 @@ def _batch(piece: CaptionSlice, stats: ReadStats, first_row: int, captions: pa.A
     else:
         ids = ids.cast(pa.string()) if not pa.types.is_binary(ids.type) else _as_text(ids, ReadStats())
         sample_ids = pc.coalesce(ids, default_ids)
-    stats.rows += len(captions)
     return pa.RecordBatch.from_arrays([sample_ids.cast(pa.string()), captions], schema=CAPTION_SCHEMA)
 
 
@@ -447,7 +462,7 @@ def _decode_row_by_row(values: pa.Array, stats: ReadStats) -> pa.Array:
     return pa.array(decoded, pa.string())
 
 
-def _read_parquet(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_parquet(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:
     parquet = pq.ParquetFile(piece.source)
     metadata = parquet.metadata
     groups, group_start, first = [], 0, None
@@ -466,7 +481,7 @@ def _read_parquet(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Ite
         if hi > lo:
             part = batch.slice(lo, hi - lo)
             ids = part.column(piece.id_column) if piece.id_column else None
-            yield _batch(piece, stats, position + lo, part.column(piece.text_column), ids)
+            yield position + lo, part.column(piece.text_column), ids
         position += batch.num_rows
         if position >= piece.stop:
             return
@@ -479,7 +494,7 @@ def _delimited_parse_options(fmt: str, on_bad_row=None) -> pa_csv.ParseOptions:
     return pa_csv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=on_bad_row)
 
 
-def _read_delimited(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_delimited(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:
     def skip_bad_row(row) -> str:
         stats.skipped["malformed_row"] += 1
         return "skip"
@@ -500,7 +515,7 @@ def _read_delimited(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> I
             for offset in range(0, batch.num_rows, batch_rows):
                 part = batch.slice(offset, batch_rows)
                 ids = part.column(piece.id_column) if piece.id_column else None
-                yield _batch(piece, stats, row, part.column(piece.text_column), ids)
+                yield row, part.column(piece.text_column), ids
                 row += part.num_rows
 
 
@@ -524,18 +539,18 @@ def _line_chunks(piece: CaptionSlice) -> Iterator[list[bytes]]:
             position = end
 
 
-def _read_text(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_text(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:
     row = piece.start
     for lines in _line_chunks(piece):
         for offset in range(0, len(lines), batch_rows):
             part = lines[offset:offset + batch_rows]
             captions = _as_text(pa.array(part, pa.binary()), stats)
             captions = pc.utf8_rtrim(captions, characters="\r")
-            yield _batch(piece, stats, row, captions)
+            yield row, captions, None
             row += len(part)
 
 
-def _read_jsonl(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_jsonl(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:
     row = piece.start
     for lines in _line_chunks(piece):
         for offset in range(0, len(lines), batch_rows):
@@ -545,7 +560,7 @@ def _read_jsonl(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Itera
                 captions.append(caption)
                 ids.append(sample_id)
             id_array = pa.array(ids, pa.string()) if piece.id_column else None
-            yield _batch(piece, stats, row, pa.array(captions, pa.string()), id_array)
+            yield row, pa.array(captions, pa.string()), id_array
             row += len(captions)
 
 
@@ -581,7 +596,7 @@ def _parse_json_record(line: bytes, text_column: str | None, id_column: str | No
     return caption, sample_id
 
 
-def _read_webdataset(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_webdataset(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:
     """Stream a tar (``r|*``: sequential, any compression), grouping members into samples by key.
 
     Nothing is extracted: only ``.txt``/``.json`` members are read, into memory, and only
@@ -603,7 +618,7 @@ def _read_webdataset(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> 
                     keys.append(current_key)
                     captions.append(_webdataset_caption(members, piece.text_column, stats))
                 if len(keys) >= batch_rows:
-                    yield _batch(piece, stats, 0, pa.array(captions, pa.string()), pa.array(keys, pa.string()))
+                    yield 0, pa.array(captions, pa.string()), pa.array(keys, pa.string())
                     keys, captions = [], []
                 current_key, members = key, {}
             extension = extension.lower()
@@ -614,7 +629,7 @@ def _read_webdataset(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> 
         keys.append(current_key)
         captions.append(_webdataset_caption(members, piece.text_column, stats))
     if keys:
-        yield _batch(piece, stats, 0, pa.array(captions, pa.string()), pa.array(keys, pa.string()))
+        yield 0, pa.array(captions, pa.string()), pa.array(keys, pa.string())
 
 
 def _webdataset_caption(members: dict[str, bytes | None], text_column: str | None, stats: ReadStats) -> str | None:
@@ -631,12 +646,12 @@ def _webdataset_caption(members: dict[str, bytes | None], text_column: str | Non
     return None
 
 
-def _read_hf(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_hf(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:
     dataset = _open_hf(piece.format, piece.source)[piece.split]
     columns = [c for c in (piece.text_column, piece.id_column) if c]
     rows = dataset.select(range(piece.start, piece.stop)).select_columns(columns).with_format("arrow")
     position = piece.start
     for table in rows.iter(batch_size=batch_rows):
         ids = table.column(piece.id_column) if piece.id_column else None
-        yield _batch(piece, stats, position, table.column(piece.text_column), ids)
+        yield position, table.column(piece.text_column), ids
         position += table.num_rows

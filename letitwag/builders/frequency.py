@@ -101,7 +101,7 @@ class TextCountTask:
         stats = ReadStats()
         hit_ids: list[pa.Array] = []
         hit_concepts: list[np.ndarray] = []
-        for batch in read_caption_slice(piece, stats):
+        for batch in read_caption_slice(piece, stats, with_ids=self.postings):
             counts = matcher.count(batch.column("caption"))
             documents += counts.documents
             occurrences += counts.occurrences

@@ -244,3 +244,14 @@ def test_a_folder_and_a_glob_expand_to_their_caption_files(tmp_path):
     assert rows[0]["sample_id"] == "a.jsonl:0" and rows[-1]["sample_id"] == f"sub/b.parquet:{len(CORPUS) - 1}"
     rows, _ = read_all([str(tmp_path / "dir" / "**" / "*.parquet")])
     assert len(rows) == len(CORPUS)
+
+
+def test_reading_without_ids_gives_the_same_captions_and_skips(tmp_path):
+    path = write_corpus(tmp_path, "csv")
+    with_ids, stats_with = read_all([path], shard_rows=5)
+    without = ReadStats()
+    rows = [row for piece in plan_caption_slices([path], shard_rows=5)
+            for row in (b.to_pylist() for b in read_caption_slice(piece, without, with_ids=False)) for row in row]
+    assert [r["caption"] for r in rows] == [r["caption"] for r in with_ids]
+    assert {r["sample_id"] for r in rows} == {None}
+    assert without.skipped == stats_with.skipped and without.rows == stats_with.rows

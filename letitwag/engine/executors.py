@@ -13,6 +13,7 @@ in the middle of a run loses no finished shard.
 from __future__ import annotations
 
 import concurrent.futures
+from concurrent.futures.process import BrokenProcessPool
 import logging
 import multiprocessing
 import os
@@ -53,7 +54,11 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """A process pool on this machine; ``workers=1`` runs in this process (no pickling, easy debugging)."""
+    """A process pool on this machine; ``workers=1`` runs in this process (no pickling, easy debugging).
+
+    Workers are started with ``spawn`` (clean interpreters, same on Linux and macOS), so a
+    script that runs a pool must guard its entry point with ``if __name__ == "__main__":``.
+    """
 
     name = "local"
 
@@ -77,7 +82,7 @@ class LocalExecutor(Executor):
             yield from _drain_bounded(
                 submit=lambda shard: pool.submit(map_fn, shard.spec),
                 wait_any=_wait_futures,
-                result=lambda future: future.result(),
+                result=_future_result,
                 shards=shards,
                 in_flight=2 * workers,
             )
@@ -155,6 +160,16 @@ def make_executor(name: str, workers: int | None = None, ray_address: str | None
 def _apply(map_fn: MapFunction, spec: Any) -> bytes:
     """The Ray task body: a plain top-level function so that it pickles by reference."""
     return map_fn(spec)
+
+
+def _future_result(future: concurrent.futures.Future) -> bytes:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise UserInputError(
+            "a worker process died (killed, out of memory, or a script that calls the API without an "
+            "`if __name__ == '__main__':` guard); finished shards are kept: fix that and rerun, or use --workers 1"
+        ) from None
 
 
 def _wait_futures(pending: set) -> tuple[set, set]:

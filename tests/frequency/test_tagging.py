@@ -143,6 +143,19 @@ def test_webdataset_tar_uses_keys_as_sample_ids(tmp_path):
     assert webdataset_key("a/b/000123.seg.png") == ("a/b/000123", "seg.png")
 
 
+def test_quoted_globs_and_compressed_tars(tmp_path):
+    import gzip
+
+    plain = _tar(tmp_path)
+    (tmp_path / "shard-00001.tgz").write_bytes(gzip.compress(plain.read_bytes()))
+    shards = plan_shards([str(tmp_path / "shard-*")])
+    assert [s.source for s in shards] == [str(plain), str(tmp_path / "shard-00001.tgz")]
+    table, pairs, _ = _run(tmp_path, [tmp_path / "shard-00001.tgz"])
+    assert table.counts() == EXPECTED_COUNTS
+    with pytest.raises(UserInputError, match="matches no file"):
+        plan_shards([str(tmp_path / "nothing-*.tar")])
+
+
 def test_truncated_tar_is_a_counted_skip_not_a_crash(tmp_path):
     data = _tar(tmp_path).read_bytes()
     cut = tmp_path / "cut.tar"

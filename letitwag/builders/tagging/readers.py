@@ -23,6 +23,7 @@ img2dataset output).
 
 from __future__ import annotations
 
+import glob
 import io
 import logging
 import os
@@ -38,6 +39,7 @@ from letitwag.errors import UserInputError
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 IMAGE_COLUMN_NAMES = ("image", "jpg", "jpeg", "png", "webp", "img", "image_bytes")
 
 
@@ -85,6 +87,7 @@ def plan_shards(
     """
     if shard_size < 1:
         raise UserInputError(f"--shard-size must be at least 1, got {shard_size}")
+    specs = _expand_globs(specs)
     if not specs:
         raise UserInputError("no image input given; pass --images FOLDER|TAR|PARQUET|hf:DATASET")
     parquet_prefixes = _id_prefixes([spec for spec in specs if spec.endswith(".parquet") and Path(spec).is_file()])
@@ -99,7 +102,7 @@ def plan_shards(
             shards += _plan_folder(path, shard_size)
         elif not path.exists():
             raise UserInputError(f"{spec}: no such image folder, tar or parquet file (HF datasets: hf:NAME_OR_DIR)")
-        elif spec.endswith(".tar"):
+        elif spec.endswith(TAR_SUFFIXES):
             _check_tar(path)
             shards.append(ImageShard("tar", str(path)))
         elif spec.endswith(".parquet"):
@@ -107,6 +110,20 @@ def plan_shards(
         else:
             raise UserInputError(f"{spec}: unknown image input; give a folder, a .tar, a .parquet or hf:DATASET")
     return shards
+
+
+def _expand_globs(specs: list[str]) -> list[str]:
+    """Patterns the shell did not expand (quoted, or too many files): sorted matches, as the text side does."""
+    expanded: list[str] = []
+    for spec in specs:
+        if not spec.startswith(HF_PREFIX) and not Path(spec).exists() and glob.has_magic(spec):
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                raise UserInputError(f"{spec}: the pattern matches no file")
+            expanded += matches
+        else:
+            expanded.append(spec)
+    return list(dict.fromkeys(expanded))
 
 
 def _is_saved_dataset(path: Path) -> bool:

@@ -29,6 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from letitwag import __version__
@@ -40,7 +41,8 @@ from letitwag.engine.run import iter_partials, run_shards
 from letitwag.engine.shards import Shard, file_identity, fingerprint, shard_key
 from letitwag.engine.store import ShardStore
 from letitwag.errors import UserInputError
-from letitwag.postings import write_postings
+from letitwag.io import atomic_path
+from letitwag.postings import POSTINGS_SCHEMA
 from letitwag.tables import FrequencyTable
 
 logger = logging.getLogger(__name__)
@@ -69,21 +71,17 @@ class TaggingJob:
 
 @dataclass
 class ImagePartial:
-    """One shard's result; merged by concatenating postings and summing counts."""
+    """One shard's result; merged by concatenating postings (in shard order) and summing counts."""
 
-    sample_ids: list[str]
-    concept_indices: np.ndarray
+    postings: pa.Table  # sample_id (string), concept_index (int32)
     documents: np.ndarray
     images: int
     skipped: Counter
 
     def to_bytes(self) -> bytes:
-        """Arrow IPC (no pickle): postings columns, counts and skips in the schema metadata."""
+        """Arrow IPC (no pickle): the postings, with counts and skips in the schema metadata."""
         meta = {"images": self.images, "skipped": dict(self.skipped), "documents": self.documents.tolist()}
-        table = pa.table(
-            {"sample_id": pa.array(self.sample_ids, pa.string()),
-             "concept_index": pa.array(self.concept_indices, pa.int32())}
-        ).replace_schema_metadata({PARTIAL_META_KEY: json.dumps(meta).encode()})
+        table = self.postings.replace_schema_metadata({PARTIAL_META_KEY: json.dumps(meta).encode()})
         sink = io.BytesIO()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
@@ -93,13 +91,8 @@ class ImagePartial:
     def from_bytes(cls, data: bytes) -> "ImagePartial":
         table = pa.ipc.open_stream(data).read_all()
         meta = json.loads(table.schema.metadata[PARTIAL_META_KEY])
-        return cls(
-            table["sample_id"].to_pylist(),
-            table["concept_index"].to_numpy(),
-            np.asarray(meta["documents"], dtype=np.int64),
-            meta["images"],
-            Counter(meta["skipped"]),
-        )
+        return cls(table.replace_schema_metadata(None), np.asarray(meta["documents"], dtype=np.int64),
+                   meta["images"], Counter(meta["skipped"]))
 
 
 # --- worker side ----------------------------------------------------------------------------
@@ -165,7 +158,8 @@ def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
             images += len(ok)
     progress.close()
     concept_indices = np.concatenate(indices) if indices else np.zeros(0, np.int32)
-    return ImagePartial(sample_ids, concept_indices, documents, images, skipped).to_bytes()
+    postings = pa.table({"sample_id": pa.array(sample_ids, pa.string()), "concept_index": concept_indices})
+    return ImagePartial(postings, documents, images, skipped).to_bytes()
 
 
 def _take(iterator: Iterator, count: int) -> list:
@@ -236,32 +230,14 @@ def tag_images(
     report = run_shards(shards, functools.partial(tag_shard, job), ShardStore(out_dir / SHARD_STORE), executor,
                         description="image shards")
 
-    documents = np.zeros(len(concepts), dtype=np.int64)
-    skipped: Counter = Counter()
-    images_tagged = 0
-    postings = []
-    for partial in iter_partials(ShardStore(out_dir / SHARD_STORE), shards, ImagePartial.from_bytes):
-        documents += partial.documents
-        skipped.update(partial.skipped)
-        images_tagged += partial.images
-        postings.append(pa.table({"sample_id": pa.array(partial.sample_ids, pa.string()),
-                                  "concept_index": pa.array(partial.concept_indices, pa.int32())}))
-    merged = pa.concat_tables(postings) if postings else pa.table(
-        {"sample_id": pa.array([], pa.string()), "concept_index": pa.array([], pa.int32())})
-    concept_ids = pa.array(concepts.ids, pa.string())
-    postings_table = pa.table({"sample_id": merged["sample_id"], "concept_id": pc.take(concept_ids, merged["concept_index"])})
-    unique_pairs = postings_table.group_by(["sample_id", "concept_id"]).aggregate([]).num_rows
-    duplicates = postings_table.num_rows - unique_pairs
-    if duplicates:
-        logger.warning("%d (sample, concept) postings repeat: some sample ids occur more than once in the inputs; "
-                       "the postings keep one row each", duplicates)
-        postings_table = postings_table.group_by(["sample_id", "concept_id"], use_threads=False).aggregate([])
-
+    documents, images_tagged, skipped, postings_rows = _merge_into_postings(
+        out_dir / "image_postings.parquet", ShardStore(out_dir / SHARD_STORE), shards, concepts
+    )
     provenance = {
         "tool": f"letitwag {__version__}",
         "command": "frequency tag-images",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-        "inputs": [{"spec": spec} for spec in images],
+        "inputs": _describe_inputs(image_shards),
         "sample_ids": {kind: SAMPLE_ID_RULES[kind] for kind in sorted({s.kind for s in image_shards})},
         "parameters": {"threshold": threshold, "rule": "present iff probability > threshold",
                        "batch_size": batch_size, "shard_size": shard_size,
@@ -269,14 +245,51 @@ def tag_images(
         "tagger": tagger_metadata,
         "images_tagged": images_tagged,
         "skipped": dict(sorted(skipped.items())),
-        "duplicate_postings": duplicates,
+        "postings": postings_rows,
         "run": report.summary(),
     }
     corpus_name = corpus or Path(images[0].removeprefix("hf:").rstrip("/")).stem
     table = FrequencyTable.from_counts(concepts, documents.tolist(), None, corpus_name, "image", images_tagged,
                                        provenance)
-    write_postings(out_dir / "image_postings.parquet", postings_table)
     table.write(out_dir / "image.parquet")
-    logger.info("tagged %d images (%d skipped): %d postings", images_tagged, sum(skipped.values()),
-                postings_table.num_rows)
+    logger.info("tagged %d images (%d skipped): %d postings", images_tagged, sum(skipped.values()), postings_rows)
     return table
+
+
+def _merge_into_postings(
+    path: Path, store: ShardStore, shards: Sequence[Shard], concepts: ConceptList
+) -> tuple[np.ndarray, int, Counter, int]:
+    """Fold the partials in shard order: sum the counts and stream the postings into ``path``.
+
+    Memory holds one shard's partial at a time, whatever the corpus size. Sample ids are
+    assumed unique across inputs (as the text side assumes); a tar's repeated key is read once.
+    """
+    concept_ids = pa.array(concepts.ids, pa.string())
+    documents = np.zeros(len(concepts), dtype=np.int64)
+    skipped: Counter = Counter()
+    images = rows = 0
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, POSTINGS_SCHEMA, compression="zstd") as writer:
+        for partial in iter_partials(store, shards, ImagePartial.from_bytes):
+            documents += partial.documents
+            skipped.update(partial.skipped)
+            images += partial.images
+            rows += partial.postings.num_rows
+            writer.write_table(pa.table(
+                {"sample_id": partial.postings["sample_id"],
+                 "concept_id": pc.take(concept_ids, partial.postings["concept_index"])},
+                schema=POSTINGS_SCHEMA,
+            ))
+    return documents, images, skipped, rows
+
+
+def _describe_inputs(shards: Sequence[ImageShard]) -> list[dict]:
+    """One provenance record per input: kind, shards, and the file's identity for tars / parquet."""
+    inputs: dict[tuple, dict] = {}
+    for shard in shards:
+        record = inputs.setdefault((shard.kind, shard.source), {"kind": shard.kind, "source": shard.source, "shards": 0})
+        record["shards"] += 1
+        if shard.kind in ("tar", "parquet"):
+            record["identity"] = file_identity(shard.source)
+        elif shard.kind in ("hf", "hf-disk"):
+            record["fingerprint"] = shard.items[0]
+    return list(inputs.values())

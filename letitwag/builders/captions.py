@@ -45,6 +45,8 @@ SUFFIX_FORMATS = {
     ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
     ".ndjson": "jsonl", ".json": "jsonl", ".txt": "text", ".tar": "webdataset",
 }
+# In folders, ``.json`` files are metadata far more often than JSON lines: name them explicitly.
+FOLDER_SUFFIXES = tuple(suffix for suffix in SUFFIX_FORMATS if suffix != ".json")
 HF_PREFIX = "hf:"
 _LINE_CHUNK_BYTES = 8 << 20
 _SCAN_BLOCK_BYTES = 4 << 20
@@ -111,7 +113,7 @@ def expand_caption_inputs(inputs: Sequence[str | Path]) -> list[tuple[str, str]]
             found.append(("hf", text[len(HF_PREFIX):]))
             continue
         path = Path(text)
-        if not path.exists() and glob.has_magic(text):
+        if not path.exists() and any(char in text for char in "*?["):
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
                 raise CaptionInputError(f"{text}: the pattern matches no file")
@@ -140,7 +142,7 @@ def plan_caption_slices(
     if shard_rows < 1:
         raise CaptionInputError(f"--shard-rows must be at least 1 (got {shard_rows})")
     sources = expand_caption_inputs(inputs)
-    prefixes = _id_prefixes([location for fmt, location in sources if fmt != "hf"])
+    prefixes = _id_prefixes([location for fmt, location in sources if fmt not in ("hf", "hf-disk")])
     slices: list[CaptionSlice] = []
     for fmt, location in sources:
         if fmt in ("hf", "hf-disk"):
@@ -158,15 +160,22 @@ def plan_caption_slices(
 
 
 def source_fingerprints(slices: Sequence[CaptionSlice]) -> list[dict]:
-    """One record per input (format, identity, planned rows) for provenance."""
+    """One record per input (format, identity, columns, shards, planned rows) for provenance.
+
+    ``rows_planned`` is null for webdataset tars, whose samples are only known by reading them.
+    """
     sources: dict[tuple, dict] = {}
     for piece in slices:
         record = sources.setdefault(
             (piece.format, piece.source, piece.split),
             {"format": piece.format, "source": piece.source, "split": piece.split, "identity": dict(piece.identity),
-             "shards": 0, "text_column": piece.text_column, "id_column": piece.id_column},
+             "text_column": piece.text_column, "id_column": piece.id_column, "shards": 0, "rows_planned": 0},
         )
         record["shards"] += 1
+        if piece.stop is None or record["rows_planned"] is None:
+            record["rows_planned"] = None
+        else:
+            record["rows_planned"] += piece.stop - piece.start
     return list(sources.values())
 
 
@@ -181,15 +190,16 @@ def _file_format(path: Path) -> tuple[str, str]:
 
 
 def _directory_sources(path: Path) -> list[tuple[str, str]]:
+    """A ``save_to_disk`` folder is one dataset; any other folder, its caption files (hidden ones skipped)."""
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         return [("hf-disk", str(path))]
     files = sorted(
         p for p in path.rglob("*")
-        if p.is_file() and p.suffix.lower() in SUFFIX_FORMATS and not any(part.startswith(".") for part in p.parts)
-        and p.name.lower() != "dataset_info.json"
+        if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
     )
     if not files:
-        raise CaptionInputError(f"{path}: folder holds no caption files ({', '.join(sorted(SUFFIX_FORMATS))})")
+        raise CaptionInputError(f"{path}: folder holds no caption files ({', '.join(sorted(FOLDER_SUFFIXES))})")
     return [_file_format(p) for p in files]
 
 

@@ -255,3 +255,22 @@ def test_reading_without_ids_gives_the_same_captions_and_skips(tmp_path):
     assert [r["caption"] for r in rows] == [r["caption"] for r in with_ids]
     assert {r["sample_id"] for r in rows} == {None}
     assert without.skipped == stats_with.skipped and without.rows == stats_with.rows
+
+
+def test_empty_files_count_nothing_and_do_not_fail(tmp_path, concepts):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "header_only.csv").write_text("id,caption\n")
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    table = count_text([tmp_path / "empty.txt", tmp_path / "header_only.csv", tmp_path / "empty.jsonl"], concepts,
+                       tmp_path / "out", postings=True, workers=1)
+    assert table.provenance["corpus_size"] == 0 and table.provenance["execution"]["shards"] == 0
+    assert set(table.table.column("documents").to_pylist()) == {0}
+    assert read_postings(tmp_path / "out" / "text_postings.parquet").num_rows == 0
+
+
+def test_a_folder_under_a_hidden_parent_is_still_read_and_json_metadata_is_ignored(tmp_path):
+    folder = tmp_path / ".cache" / "corpus"
+    write_corpus(folder, "parquet")
+    (folder / "dataset_infos.json").write_text('{"default": {}}')
+    rows, _ = read_all([folder])
+    assert len(rows) == len(CORPUS)

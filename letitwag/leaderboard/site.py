@@ -36,7 +36,8 @@ from letitwag.concepts import display_name
 from letitwag.leaderboard.aggregate import assign_ranks, attach_bin_accuracies, extreme_bins
 from letitwag.leaderboard.board import Board, BoardConfig
 from letitwag.leaderboard.entries import METRICS, Entry, load_entries, paper_entries
-from letitwag.leaderboard.figures import frequency_figure, paper_fits, scatter_figure
+from letitwag.leaderboard.concept_table import ConceptRows
+from letitwag.leaderboard.figures import FrequencyPlot, paper_fits, scatter_figure
 from letitwag.leaderboard.frequencies import concept_frequencies
 from letitwag.leaderboard.submission import SizeLimits
 
@@ -122,12 +123,6 @@ def _copy_static(out: Path) -> None:
             (target / item.name).write_bytes(item.read_bytes())
 
 
-def _concept_rows(entry: Entry, class_names: Sequence[str], names: dict[str, str],
-                  frequencies: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"name": names[c], "frequency": frequencies.get(c), "accuracy": entry.per_class_accuracy.get(c)}
-            for c in class_names]
-
-
 def build_site(board: Board, out: str | Path) -> Path:
     """Render ``board`` into ``out`` (replaced atomically); returns ``out``."""
     out = Path(out)
@@ -141,7 +136,7 @@ def build_site(board: Board, out: str | Path) -> Path:
     attach_bin_accuracies(entries, rarest, frequent)
     entries.sort(key=lambda e: (e.rank is None, e.rank or 0, e.name.casefold()))
 
-    paper = paper_entries()
+    paper = [e for e in entries if e.status == "reported"] or paper_entries()
     fits = paper_fits([e.imagenet_top1 for e in paper], [e.metrics["top1"] * 100 for e in paper])
     points = [{"imagenet": e.imagenet_top1, "let_it_wag": e.metrics["top1"] * 100, "name": e.name,
                "status": e.status, "page": e.page}
@@ -170,9 +165,10 @@ def build_site(board: Board, out: str | Path) -> Path:
             root="", tolerance=config.tolerance, limits=config.limits or SizeLimits(),
             max_bootstrap=config.max_bootstrap_samples, **common), encoding="utf-8")
         page = env.get_template("model.html")
+        rows, plot = ConceptRows(class_names, names, frequencies), FrequencyPlot(frequencies, names)
         for entry in tqdm(entries, desc="model pages", unit="page", disable=len(entries) < 200):
-            html = page.render(root="../", e=entry, concepts=_concept_rows(entry, class_names, names, frequencies),
-                               freq_figure=frequency_figure(entry.per_class_accuracy, frequencies, names), **common)
+            html = page.render(root="../", e=entry, concept_rows=rows.render(entry.per_class_accuracy),
+                               freq_figure=plot.figure(entry.per_class_accuracy), **common)
             (staging / entry.page).write_text(html, encoding="utf-8")
         _write_downloads(staging, entries, {"title": config.title, "built_at": built_at,
                                             "dataset": {k: v for k, v in (config.dataset or {}).items()

@@ -64,10 +64,13 @@ class LemmatizeThenMatch:
         self.n_concepts = len(concepts)
         self.by_first_lemma: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
         self.lemma_sets: list[tuple[int, frozenset[str]]] = []
+        self.sets_with_lemma: dict[str, list[int]] = defaultdict(list)
         for index, forms in enumerate(_pattern_forms(concepts, use_aliases)):
             for form in forms:
                 sequence = tuple(self.lemmas.lemma(word) for word in form.split(" "))
                 self.by_first_lemma[sequence[0]].append((index, sequence))
+                for lemma in set(sequence):
+                    self.sets_with_lemma[lemma].append(len(self.lemma_sets))
                 self.lemma_sets.append((index, frozenset(sequence)))
 
     def caption_lemmas(self, caption: str | None) -> list[str]:
@@ -113,7 +116,8 @@ class LemmatizeThenMatch:
         documents = np.zeros(self.n_concepts, dtype=np.int64)
         for caption in captions:
             present = set(self.caption_lemmas(caption))
-            hit = {concept for concept, needed in self.lemma_sets if needed <= present}
+            candidates = {number for lemma in present for number in self.sets_with_lemma.get(lemma, ())}
+            hit = {self.lemma_sets[n][0] for n in candidates if self.lemma_sets[n][1] <= present}
             for concept in hit:
                 documents[concept] += 1
         return documents
@@ -137,10 +141,13 @@ class SpacyInvertedIndex:
         self.drop_unknown_words = drop_unknown_words
         self.spacy_tokenizer = spacy_tokenizer
         self.n_concepts = len(concepts)
+        forms = _pattern_forms(concepts, use_aliases)
+        words = sorted({word for per_concept in forms for form in per_concept for word in form.split(" ")})
+        lemma_words = dict(zip(words, self._lemma_words(words)))
         self.queries: list[tuple[int, list[str]]] = []
-        for index, forms in enumerate(_pattern_forms(concepts, use_aliases)):
-            for form in forms:
-                self.queries.append((index, sorted({w for word in form.split(" ") for w in self._lemma_words(word)})))
+        for index, per_concept in enumerate(forms):
+            for form in per_concept:
+                self.queries.append((index, sorted({w for word in form.split(" ") for w in lemma_words[word]})))
 
     def _docs(self, texts: Iterable[str]):
         """spaCy Docs of normalised texts: by default the words are the texts' space-separated
@@ -152,9 +159,12 @@ class SpacyInvertedIndex:
             return texts
         return (Doc(self.nlp.vocab, words=text.split(" ") if text else []) for text in texts)
 
-    def _lemma_words(self, text: str) -> list[str]:
-        doc = next(iter(self.nlp.pipe(self._docs([text]))))
-        return [w for token in doc for w in normalize_text(token.lemma_).split(" ") if w]
+    def _lemma_words(self, texts: list[str]) -> list[list[str]]:
+        """The normalised lemma words of each text (concept words are lemmatised alone)."""
+        return [
+            [w for token in doc for w in normalize_text(token.lemma_).split(" ") if w]
+            for doc in self.nlp.pipe(self._docs(texts))
+        ]
 
     def build_index(self, captions: Sequence[str | None], batch_size: int = 2000) -> dict[str, set[int]]:
         """lemma -> set of caption ids (ids are positions in ``captions``)."""

@@ -18,8 +18,10 @@ def _init(args) -> int:
     board = init_from_reference(args.board, args.reference, frequency_corpus=args.frequency_corpus,
                                 include_paper_models=not args.no_paper_models, title=args.title)
     dataset = board.config.dataset
+    excluded = len(board.config.excluded_samples)
     print(f"created board {args.board} for {dataset['id']} revision {dataset['revision']} "
-          f"({dataset['num_samples']} samples, {dataset['num_classes']} classes)")
+          f"({dataset['num_samples']} samples, {dataset['num_classes']} classes"
+          f"{f', {excluded} excluded: not evaluable in the reference run' if excluded else ''})")
     return 0
 
 

@@ -67,6 +67,7 @@ class BoardConfig:
     tolerance: float = 1e-6
     max_bootstrap_samples: int = 2000
     include_paper_models: bool = True
+    excluded_samples: list[int] = field(default_factory=list)
     limits: SizeLimits = field(default_factory=SizeLimits)
 
     def to_json(self) -> dict[str, Any]:
@@ -146,17 +147,22 @@ class Board:
 
     @functools.cached_property
     def labels(self) -> np.ndarray:
-        """The true class index of every sample, in sample order."""
+        """The true class index of every sample, in sample order; -1 for the board's excluded samples."""
         config = self.require_config()
         path = self.root / LABELS_FILE
         try:
             table = pq.read_table(path, columns=["sample_index", "label"])
         except (OSError, pa.ArrowInvalid) as error:
             raise BoardError(f"{path}: cannot read the board's labels ({str(error).splitlines()[0]})") from None
+        num_samples = int(config.dataset["num_samples"])
         index = table.column("sample_index").to_numpy()
-        if table.num_rows != config.dataset["num_samples"] or not np.array_equal(index, np.arange(table.num_rows)):
-            raise BoardError(f"{path}: must list sample_index 0..{config.dataset['num_samples'] - 1} once, in order")
-        return table.column("label").to_numpy().astype(np.int64)
+        expected = np.setdiff1d(np.arange(num_samples), np.asarray(config.excluded_samples, dtype=np.int64))
+        if not np.array_equal(index, expected):
+            raise BoardError(f"{path}: must list every sample_index 0..{num_samples - 1} except the excluded ones, "
+                             "once, in order")
+        labels = np.full(num_samples, -1, dtype=np.int64)
+        labels[index] = table.column("label").to_numpy()
+        return labels
 
     def entry_folders(self) -> Iterator[Path]:
         """Folders of stored entries (those with a verification record), in a stable order."""
@@ -195,15 +201,17 @@ def init_from_reference(root: str | Path, run_dir: str | Path, **options: Any) -
 def init_board(root: str | Path, reference_results: dict[str, Any], labels: np.ndarray, *,
                frequency_corpus: str = "laion400m", include_paper_models: bool = True,
                title: str = "Let it Wag! leaderboard") -> Board:
-    """Create ``board.json`` + ``labels.parquet`` from a trusted, complete reference run."""
+    """Create ``board.json`` + ``labels.parquet`` from a trusted reference run's labels (-1 = excluded sample)."""
     root = Path(root)
     if (root / BOARD_FILE).exists():
         raise BoardError(f"{root / BOARD_FILE}: a board already exists here")
     dataset = {k: reference_results["dataset"][k] for k in (*DATASET_IDENTITY, "class_names")}
+    present = np.flatnonzero(labels >= 0)
     config = BoardConfig(dataset=dataset, title=title, frequency_corpus=frequency_corpus,
-                         include_paper_models=include_paper_models)
-    table = pa.table({"sample_index": pa.array(np.arange(len(labels)), pa.int64()),
-                      "label": pa.array(labels, pa.int32())})
+                         include_paper_models=include_paper_models,
+                         excluded_samples=np.flatnonzero(labels < 0).tolist())
+    table = pa.table({"sample_index": pa.array(present, pa.int64()),
+                      "label": pa.array(labels[present], pa.int32())})
     atomic_write_with(root / LABELS_FILE, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     atomic_write_json(root / BOARD_FILE, config.to_json())
     (root / SUBMISSIONS_DIR).mkdir(exist_ok=True)

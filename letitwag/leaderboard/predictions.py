@@ -66,8 +66,8 @@ def _list_column(table: pa.Table, name: str, k: int, path: Path, value_check) ->
     return values.to_numpy(zero_copy_only=False).reshape(-1, k)
 
 
-def _check_complete(index: np.ndarray, num_samples: int, path: Path) -> None:
-    """Every sample index in 0..num_samples-1 exactly once."""
+def _sample_counts(index: np.ndarray, num_samples: int, path: Path) -> np.ndarray:
+    """How often each sample index occurs; indices outside the dataset and repeats are rejected."""
     outside = np.flatnonzero((index < 0) | (index >= num_samples))
     if outside.size:
         raise SubmissionRejected(f"{path}: row {outside[0]} has sample_index {index[outside[0]]}, outside the "
@@ -77,59 +77,75 @@ def _check_complete(index: np.ndarray, num_samples: int, path: Path) -> None:
     if repeated.size:
         raise SubmissionRejected(f"{path}: sample_index {repeated[0]} appears {counts[repeated[0]]} times "
                                  f"({repeated.size} duplicated); each sample must appear once")
-    missing = np.flatnonzero(counts == 0)
-    if missing.size:
-        raise SubmissionRejected(f"{path}: {missing.size} of {num_samples} samples missing (first: sample_index "
-                                 f"{missing[0]}); every sample must be predicted, runs with --limit are not ranked")
+    return counts
 
 
 def check_predictions(data: bytes, path: Path, board_labels: np.ndarray, num_classes: int) -> Predictions:
     """Completeness, labels equal to the board's, valid distinct top-k ids, finite ordered scores.
 
-    ``data`` is the file's content, read once, so what is checked is exactly what gets stored.
+    ``board_labels`` has one entry per dataset sample, -1 for samples the board excludes (not
+    evaluable in its reference run, e.g. an undecodable image): those must be absent, every other
+    sample present exactly once. ``data`` is the file's content, read once, so what is checked
+    is exactly what gets stored.
     """
     table = _read_table(data, path)
-    num_samples = len(board_labels)
     index = _integer_column(table, "sample_index", path)
     labels = _integer_column(table, "label", path)
     k = min(5, num_classes)
     ids = _list_column(table, "topk_ids", k, path, pa.types.is_integer)
     scores = _list_column(table, "topk_scores", k, path, pa.types.is_floating)
 
-    _check_complete(index, num_samples, path)
+    counts = _sample_counts(index, len(board_labels), path)
+    expected = board_labels >= 0
+    excluded = np.flatnonzero(~expected & (counts > 0))
+    if excluded.size:
+        raise SubmissionRejected(f"{path}: sample_index {excluded[0]} is excluded by this board (not evaluable in "
+                                 "its reference run); leave it out")
+    missing = np.flatnonzero(expected & (counts == 0))
+    if missing.size:
+        raise SubmissionRejected(f"{path}: {missing.size} of {int(expected.sum())} samples missing (first: "
+                                 f"sample_index {missing[0]}); every sample must be predicted, runs with --limit "
+                                 "are not ranked")
 
     order = np.argsort(index, kind="stable")
-    labels, ids, scores = labels[order], ids[order], scores[order]
-    wrong_label = np.flatnonzero(labels != board_labels)
+    index, labels, ids, scores = index[order], labels[order], ids[order], scores[order]
+    truth = board_labels[index]
+    wrong_label = np.flatnonzero(labels != truth)
     if wrong_label.size:
         first = wrong_label[0]
-        raise SubmissionRejected(f"{path}: label of sample_index {first} is {labels[first]} but the board's dataset "
-                                 f"says {board_labels[first]} ({wrong_label.size} labels differ); labels come from "
+        raise SubmissionRejected(f"{path}: label of sample_index {index[first]} is {labels[first]} but the board's "
+                                 f"dataset says {truth[first]} ({wrong_label.size} labels differ); labels come from "
                                  "the dataset, not the submission")
-    bad_ids = np.flatnonzero(((ids < 0) | (ids >= num_classes)).any(axis=1))
-    if bad_ids.size:
-        raise SubmissionRejected(f"{path}: topk_ids of sample_index {bad_ids[0]} hold a class index outside "
-                                 f"0..{num_classes - 1}")
-    sorted_ids = np.sort(ids, axis=1)
-    repeated_ids = np.flatnonzero((sorted_ids[:, 1:] == sorted_ids[:, :-1]).any(axis=1))
-    if repeated_ids.size:
-        raise SubmissionRejected(f"{path}: topk_ids of sample_index {repeated_ids[0]} repeat a class; the k "
-                                 "predicted classes must be distinct")
+    checks = (
+        (((ids < 0) | (ids >= num_classes)).any(axis=1), f"hold a class index outside 0..{num_classes - 1}"),
+        ((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1), "repeat a class; the k predicted classes must "
+                                                                   "be distinct"),
+    )
+    for bad, problem in checks:
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            raise SubmissionRejected(f"{path}: topk_ids of sample_index {index[rows[0]]} {problem}")
     not_finite = np.flatnonzero(~np.isfinite(scores).all(axis=1))
     if not_finite.size:
-        raise SubmissionRejected(f"{path}: topk_scores of sample_index {not_finite[0]} hold NaN or infinity")
+        raise SubmissionRejected(f"{path}: topk_scores of sample_index {index[not_finite[0]]} hold NaN or infinity")
     unordered = np.flatnonzero((np.diff(scores.astype(np.float64), axis=1) > 1e-6).any(axis=1))
     if unordered.size:
-        raise SubmissionRejected(f"{path}: topk_scores of sample_index {unordered[0]} are not ordered best first")
-    return Predictions(labels=board_labels, topk_ids=ids.astype(np.int64, copy=False))
+        raise SubmissionRejected(f"{path}: topk_scores of sample_index {index[unordered[0]]} are not ordered best first")
+    return Predictions(labels=truth, topk_ids=ids.astype(np.int64, copy=False))
 
 
 def read_reference_labels(path: Path, num_samples: int, num_classes: int) -> np.ndarray:
-    """The labels of a complete, trusted run in sample order: how a new board learns its ground truth."""
+    """One label per dataset sample from a trusted run (-1 where the run has no prediction).
+
+    How a new board learns its ground truth; samples the reference could not evaluate (its
+    ``skipped_samples``) become the board's excluded samples.
+    """
     table = _read_table(path.read_bytes(), path)
     index = _integer_column(table, "sample_index", path)
     labels = _integer_column(table, "label", path)
-    _check_complete(index, num_samples, path)
+    _sample_counts(index, num_samples, path)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise SubmissionRejected(f"{path}: labels outside 0..{num_classes - 1}")
-    return labels[np.argsort(index, kind="stable")]
+    full = np.full(num_samples, -1, dtype=np.int64)
+    full[index] = labels
+    return full

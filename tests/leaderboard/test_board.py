@@ -100,3 +100,25 @@ def test_missing_board_is_one_clear_line(tmp_path: Path, submission: Path, capsy
     assert main(["leaderboard", "validate", str(submission), "--board", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "letitwag leaderboard init" in err
+
+
+def test_samples_missing_from_the_reference_are_excluded(tmp_path: Path) -> None:
+    """A sample the reference run could not evaluate (corrupt image) is left out by every submission."""
+    from conftest import metrics_for, predict, results_document, write_predictions
+
+    keep = np.arange(len(LABELS)) != 5
+    topk, scores = predict(LABELS, 0)
+
+    def partial_run(folder: Path, rows: np.ndarray) -> Path:
+        folder.mkdir()
+        write_predictions(folder / "predictions.parquet", LABELS[rows], topk[rows], scores[rows], np.flatnonzero(rows))
+        (folder / "results.json").write_text(json.dumps(results_document(metrics_for(LABELS[rows], topk[rows]))))
+        (folder / "submission.json").write_text(json.dumps(metadata_document()))
+        return folder
+
+    board = init_from_reference(tmp_path / "board", partial_run(tmp_path / "reference", keep))
+    assert board.config.excluded_samples == [5] and board.labels[5] == -1
+    assert validate_submission(partial_run(tmp_path / "without-5", keep), board).ranked
+    full = write_submission(tmp_path / "with-5", seed=0)
+    with pytest.raises(SubmissionRejected, match="sample_index 5 is excluded by this board"):
+        validate_submission(full, board)

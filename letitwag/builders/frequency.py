@@ -26,8 +26,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from letitwag import __version__
-from letitwag.builders.captions import CaptionSlice, ReadStats, plan_caption_slices, read_caption_slice, \
-    source_fingerprints
+from letitwag.builders.captions import (
+    CaptionSlice,
+    ReadStats,
+    plan_caption_slices,
+    read_caption_slice,
+    source_fingerprints,
+)
 from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import ConceptList, load_concepts
 from letitwag.engine.executors import make_executor

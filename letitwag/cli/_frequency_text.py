@@ -77,9 +77,9 @@ def _register_count(subparsers) -> None:
                         help="match concept names only, not their aliases (bundled aliases fix the lists' typos)")
     parser.add_argument("--text-column", default=None,
                         help="column/field holding the caption (parquet, CSV/TSV, JSON lines, .json members, "
-                        "datasets); default: the first of caption, text, TEXT, txt, prompt, sentence")
+                        "datasets); unset: the first of caption, text, TEXT, txt, prompt, sentence")
     parser.add_argument("--id-column", default=None,
-                        help="column/field holding the sample id (used by --postings); default: "
+                        help="column/field holding the sample id (used by --postings); unset: "
                         "'<file>:<row>' (row from 0), the webdataset key for tars, '<dataset>/<split>:<row>'")
     parser.add_argument("--postings", action="store_true",
                         help="also write text_postings.parquet (sample_id, concept_id) for frequency match")
@@ -87,14 +87,14 @@ def _register_count(subparsers) -> None:
                         help="local: process pool on this machine; ray: Ray tasks (local Ray, or --ray-address)")
     parser.add_argument("--workers", type=int, default=None,
                         help="local: worker processes (1 = in this process); ray without --ray-address: CPUs of "
-                        "the local Ray (default: the CPUs available)")
+                        "the local Ray; unset: the CPUs available")
     parser.add_argument("--ray-address", default=None,
                         help="join a running Ray cluster (e.g. auto, ray://head:10001); its nodes need letitwag "
                         "installed and must see the --captions paths; partials come back to this machine")
     parser.add_argument("--shard-rows", type=int, default=1_000_000,
                         help="rows per shard (a webdataset tar is always one shard); smaller shards resume finer")
     parser.add_argument("--corpus-name", default=None,
-                        help="corpus name stored in the table (default: the first input's name)")
+                        help="corpus name stored in the table; unset: the first input's name")
     parser.set_defaults(handler=_run_count)
 
 
@@ -113,12 +113,16 @@ def _register_show(subparsers) -> None:
     what.add_argument("--rarest", type=int, metavar="N", help="the N concepts with the fewest documents")
     what.add_argument("--most-frequent", type=int, metavar="N", help="the N concepts with the most documents")
     what.add_argument("--concept", metavar="NAME", help="one concept, by id or display name (case-insensitive)")
-    parser.add_argument("--corpus", default=None, help="keep only this corpus (tables may hold several)")
-    parser.add_argument("--count-type", default=None, help="keep only this count type (text, image, matched, ...)")
+    parser.add_argument("--corpus", default=None,
+                        help="keep only this corpus (tables may hold several); unset: all")
+    parser.add_argument("--count-type", default=None,
+                        help="keep only this count type (text, image, matched, ...); unset: all")
     parser.set_defaults(handler=_run_show)
 
 
 def _run_count(args) -> int:
+    import pyarrow.compute as pc
+
     from letitwag.builders.frequency import count_text
 
     table = count_text(
@@ -138,7 +142,8 @@ def _run_count(args) -> int:
     print("\n10 rarest:")
     _print_rows(table.rarest(10))
     print("\n10 most frequent:")
-    _print_rows(table.most_frequent(10))
+    frequent = table.most_frequent(10)
+    _print_rows(frequent.filter(pc.greater(frequent["documents"], 0)))
     return 0
 
 

@@ -151,7 +151,7 @@ def _run_tag_images(args) -> int:
     concepts = load_concepts(args.concepts)
     tagger = build_tagger(args.tagger, args.model, prompts=args.prompts, device=_device(args.device),
                           precision=args.precision, background=args.background,
-                          cache_dir=args.out / ".shards" / "concept-vectors")
+                          cache_dir=args.out / "shards-image" / "concept-vectors")
     table = tag_images(
         args.images, concepts, tagger, args.out,
         threshold=args.threshold, batch_size=args.batch_size, shard_size=args.shard_size,

@@ -181,6 +181,22 @@ def test_parquet_with_bytes_and_with_hf_image_structs(tmp_path):
     assert table.provenance["skipped"] == {"missing_image": 1}
 
 
+@pytest.mark.parametrize("id_column", ["key", None])
+def test_sample_ids_join_with_the_text_side(tmp_path, id_column):
+    """Count captions and tag images of one parquet into one --out: the ids line up for match."""
+    from letitwag.builders.alignment import matched_table
+    from letitwag.builders.frequency import count_text
+
+    names = list(COLOURS)
+    captions = ["a red car", "red and green", "a red thing", "blue sky", "green grass"]
+    corpus = tmp_path / "corpus.parquet"
+    pq.write_table(pa.table({"key": names, "caption": captions, "jpg": [_png(COLOURS[n]) for n in names]}), corpus)
+    count_text([corpus], CONCEPTS, tmp_path / "out", id_column=id_column, postings=True)
+    _run(tmp_path, [corpus], id_column=id_column, image_column="jpg")
+    # text: red {a, b, c}, green {b, e}, blue {d}; image: red {a, b, d}, green {b}, blue {d}
+    assert matched_table(tmp_path / "out", tmp_path / "out").counts() == {"red": 2, "green": 1, "blue": 1}
+
+
 def test_hf_dataset_saved_to_disk(tmp_path):
     import datasets
 
@@ -209,7 +225,7 @@ def test_rerun_resumes_finished_shards_and_writes_identical_files(tmp_path):
     assert tagger.calls == 0 and again.provenance["run"]["reused"] == 4
 
     # lose one shard's completion marker (as after a kill between partial and marker): only it is redone
-    (first_shard_marker,) = (tmp_path / "out" / ".shards" / "image").glob("folder-images-*-0.*.done")
+    (first_shard_marker,) = (tmp_path / "out" / "shards-image").glob("folder-images-*-0.*.done")
     first_shard_marker.unlink()  # the shard of a.png and b.png
     redone, _, tagger = _run(tmp_path, [folder], shard_size=2, batch_size=1)
     assert redone.provenance["run"]["computed"] == 1 and tagger.calls == 2

@@ -88,7 +88,7 @@ def test_cli_tags_a_folder_with_the_tiny_model(tiny_spec, images, tmp_path, caps
     per_concept = {c: postings["concept_id"].to_pylist().count(c) for c in ("dog", "hot_dog", "cat")}
     assert table.counts() == per_concept
     assert set(postings["sample_id"].to_pylist()) <= {f"img{i}" for i in range(6)}
-    assert list((default / ".shards" / "concept-vectors").glob("*.npy"))
+    assert list((default / "shards-image" / "concept-vectors").glob("*.npy"))
 
     before = (default / "image_postings.parquet").read_bytes()
     assert main([*args, "--out", str(default)]) == 0
@@ -161,7 +161,7 @@ def test_kill_minus_nine_then_rerun_gives_the_uninterrupted_result(tmp_path):
     process = subprocess.Popen([sys.executable, str(script), str(folder), str(interrupted)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    markers = interrupted / ".shards" / "image"
+    markers = interrupted / "shards-image"
     while time.monotonic() < deadline and len(list(markers.glob("*.done"))) < 5:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)

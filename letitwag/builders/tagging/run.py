@@ -48,7 +48,7 @@ from letitwag.tables import FrequencyTable
 logger = logging.getLogger(__name__)
 
 PARTIAL_META_KEY = b"letitwag.image-partial"
-SHARD_STORE = Path(".shards") / "image"
+SHARD_STORE = Path("shards-image")  # beside the text side's "shards"; safe to share one --out
 SAMPLE_ID_RULES = {
     "folder": "path relative to the folder without extension",
     "tar": "webdataset key (member path up to the basename's first dot)",

@@ -132,14 +132,17 @@ def test_hf_disk_dataset_dict_counts_every_split(tmp_path, concepts):
 
 
 def test_hf_prefix_loads_a_hub_layout_folder_with_datasets(tmp_path, monkeypatch, concepts):
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")  # keep ~/.cache clean
     caption_readers._open_hf.cache_clear()
     (tmp_path / "hub" / "data").mkdir(parents=True)
-    pq.write_table(pa.table({"text": [c for _, c in CORPUS]}), tmp_path / "hub" / "data" / "train-00000-of-00001.parquet")
+    shard = tmp_path / "hub" / "data" / "train-00000-of-00001.parquet"
+    pq.write_table(pa.table({"text": [c for _, c in CORPUS]}), shard)
     table = count_text([f"hf:{tmp_path / 'hub'}"], concepts, tmp_path / "out", workers=1)
     assert table.table.column("documents").to_pylist() == direct_counts(concepts, [c for _, c in CORPUS]).tolist()
     assert table.provenance["inputs"][0]["split"] == "train"
+    assert any((tmp_path / "cache").rglob("*.arrow"))
 
 
 def test_webdataset_reads_txt_and_json_members_in_nested_folders_without_extracting(tmp_path):

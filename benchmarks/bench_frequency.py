@@ -1,0 +1,233 @@
+"""Text-frequency benchmark: letitwag's concept counting against the two slow baselines.
+
+Claims (issue 2), on synthetic LAION-like captions (~60 characters) against the 4,128 bundled
+concepts in ``phrase`` mode:
+* end to end from parquet with 2 local worker processes: >= 1,000,000 captions/s;
+* peak RSS (the run and its worker processes together) < 2 GB, independent of corpus size;
+* ``phrase`` counts equal the lemmatise-then-match reference for >= 99.9% of concepts;
+* ``bag`` counts equal the paper's method re-implemented with spaCy (inverted index) exactly.
+
+What it does, in one run:
+1. generates (seeded) and caches the corpus as parquet under ``--out`` (several files, row
+   groups of 131,072);
+2. letitwag end to end: ``letitwag.builders.frequency.count_text`` with the local executor,
+   ``--workers`` processes, fresh output folder (no resumed shards), peak RSS sampled over the
+   process tree every 50 ms;
+3. the matcher alone in this process over the same parquet batches (one worker's throughput,
+   wall and CPU time; CPU time is what the machine would give without other load);
+4. the per-caption lemmatise-then-match reference and the spaCy inverted index (paper's
+   method) on the first ``--baseline-captions`` captions (they are 100-1000x slower; their
+   throughput is measured on that subset and the time for the full corpus is extrapolated,
+   labelled as such), plus letitwag's matcher on the same subset for the agreement check;
+5. prints throughput, ratios, agreement and memory side by side.
+
+Usage:
+    python benchmarks/bench_frequency.py                 # 5,000,000 captions
+    python benchmarks/bench_frequency.py --quick         # 200,000 captions, 20,000 for baselines
+    python benchmarks/bench_frequency.py --baseline-captions 0   # baselines on every caption
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow.parquet as pq
+
+TARGET_CAPTIONS_PER_SECOND = 1_000_000
+TARGET_RSS_BYTES = 2 * 1024**3
+TARGET_PHRASE_AGREEMENT = 0.999
+
+
+def _synthetic():
+    spec = importlib.util.spec_from_file_location("_synthetic_captions", Path(__file__).with_name("_synthetic_captions.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class PeakRss:
+    """Samples the summed RSS of this process and all its descendants (worker processes)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def read_captions(files: list[Path], limit: int | None = None) -> list:
+    """The first ``limit`` captions as Python strings (for the per-caption baselines)."""
+    captions: list = []
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["caption"]):
+            captions.extend(batch.column(0).to_pylist())
+            if limit is not None and len(captions) >= limit:
+                return captions[:limit]
+    return captions
+
+
+def run_end_to_end(files: list[Path], concepts, out: Path, workers: int) -> tuple[float, int, object]:
+    from letitwag.builders.frequency import count_text
+
+    run_dir = out / "letitwag-run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with PeakRss() as rss:
+        start = time.perf_counter()
+        table = count_text([str(path) for path in files], concepts, run_dir, executor="local", workers=workers)
+        seconds = time.perf_counter() - start
+    return seconds, rss.peak, table
+
+
+def run_matcher_in_process(files: list[Path], matcher) -> tuple[float, float, int, np.ndarray]:
+    """One worker's view: decode parquet batches and count them here (wall and CPU seconds)."""
+    documents = np.zeros(matcher.n_concepts, dtype=np.int64)
+    rows = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=["caption"]):
+            documents += matcher.count(batch.column(0)).documents
+            rows += batch.num_rows
+    return time.perf_counter() - wall, time.process_time() - cpu, rows, documents
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - start, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="example: python benchmarks/bench_frequency.py --quick",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--captions", type=int, default=5_000_000, help="corpus size (default 5,000,000)")
+    parser.add_argument("--quick", action="store_true", help="200,000 captions and 20,000 for the baselines")
+    parser.add_argument("--workers", type=int, default=2, help="local worker processes for the end-to-end run (default 2)")
+    parser.add_argument("--baseline-captions", type=int, default=100_000,
+                        help="captions given to the slow baselines and the agreement check (0 = all; default 100,000)")
+    parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    parser.add_argument("--out", type=Path, default=Path("bench-out/frequency"), help="cache and scratch folder")
+    parser.add_argument("--json", type=Path, help="also write the measured numbers to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.captions = min(args.captions, 200_000)
+        args.baseline_captions = min(args.baseline_captions or args.captions, 20_000)
+    baseline_n = args.baseline_captions or args.captions
+    baseline_n = min(baseline_n, args.captions)
+
+    from letitwag.builders.reference_counters import LemmatizeThenMatch, SpacyInvertedIndex
+    from letitwag.builders.textmatch import TextMatcher
+    from letitwag.concepts import bundled_concepts
+
+    concepts = bundled_concepts("all")
+    corpus_dir = args.out / f"corpus-{args.captions}-seed{args.seed}"
+    print(f"corpus: {args.captions:,} synthetic captions in {corpus_dir} (generated once, then cached)", flush=True)
+    start = time.perf_counter()
+    files = _synthetic().write_corpus(concepts, corpus_dir, args.captions, seed=args.seed,
+                                      rows_per_file=max(1, -(-args.captions // 5)))
+    print(f"  ready in {time.perf_counter() - start:.1f} s; {len(files)} files, "
+          f"{sum(f.stat().st_size for f in files) / 1e6:.0f} MB parquet", flush=True)
+    mean_length = np.mean([len(c) for c in read_captions(files, 100_000) if c])
+
+    print(f"letitwag end to end ({args.workers} local workers)...", flush=True)
+    e2e_seconds, e2e_rss, table = run_end_to_end(files, concepts, args.out, args.workers)
+    build_seconds, matcher = timed(TextMatcher, concepts)
+    print("letitwag matcher in this process (one worker)...", flush=True)
+    one_wall, one_cpu, rows, one_documents = run_matcher_in_process(files, matcher)
+    e2e_documents = np.array(table.table.column("documents").to_pylist()) if hasattr(table, "table") else None
+
+    print(f"baselines on the first {baseline_n:,} captions...", flush=True)
+    subset = read_captions(files, baseline_n)
+    fast_phrase = matcher.count(subset)
+    fast_bag = TextMatcher(concepts, mode="bag").count(subset)
+    reference = LemmatizeThenMatch(concepts)
+    ref_seconds, (ref_documents, ref_occurrences) = timed(reference.count_phrase, subset)
+    spacy_build, spacy = timed(SpacyInvertedIndex, concepts)
+    spacy_seconds, spacy_documents = timed(spacy.count, subset)
+    paper_documents = SpacyInvertedIndex(concepts, drop_unknown_words=True).count(subset)
+
+    phrase_equal = np.mean((fast_phrase.documents == ref_documents) & (fast_phrase.occurrences == ref_occurrences))
+    bag_equal = bool(np.array_equal(fast_bag.documents, spacy_documents))
+    rates = {
+        "letitwag end to end": args.captions / e2e_seconds,
+        "letitwag matcher, 1 process (wall)": rows / one_wall,
+        "letitwag matcher, 1 process (CPU time)": rows / one_cpu,
+        "lemmatise-then-match reference": baseline_n / ref_seconds,
+        "spaCy inverted index (paper's method)": baseline_n / spacy_seconds,
+    }
+    load = os.getloadavg()
+    print()
+    print(f"captions: {args.captions:,} (mean {mean_length:.0f} chars), concepts: {len(concepts):,}, "
+          f"cores: {os.cpu_count()}, load average now: {load[0]:.1f} (other processes share these cores)")
+    print(f"{'method':42s} {'captions':>11s} {'seconds':>9s} {'captions/s':>12s} {'letitwag e2e is':>16s}")
+    measured = {
+        "letitwag end to end": (args.captions, e2e_seconds),
+        "letitwag matcher, 1 process (wall)": (rows, one_wall),
+        "letitwag matcher, 1 process (CPU time)": (rows, one_cpu),
+        "lemmatise-then-match reference": (baseline_n, ref_seconds),
+        "spaCy inverted index (paper's method)": (baseline_n, spacy_seconds),
+    }
+    for name, (count, seconds) in measured.items():
+        ratio = rates["letitwag end to end"] / rates[name]
+        print(f"{name:42s} {count:11,d} {seconds:9.2f} {rates[name]:12,.0f} {ratio:15.1f}x")
+    for name in ("lemmatise-then-match reference", "spaCy inverted index (paper's method)"):
+        if baseline_n < args.captions:
+            print(f"  {name}: extrapolated to {args.captions:,} captions: "
+                  f"{args.captions / rates[name] / 60:.1f} min (measured on {baseline_n:,})")
+    print(f"matcher construction for {len(concepts):,} concepts: {build_seconds:.2f} s; "
+          f"spaCy baseline construction: {spacy_build:.2f} s")
+    print()
+    print(f"throughput target >= {TARGET_CAPTIONS_PER_SECOND:,}/s end to end: "
+          f"{'MET' if rates['letitwag end to end'] >= TARGET_CAPTIONS_PER_SECOND else 'NOT MET'} "
+          f"({rates['letitwag end to end']:,.0f}/s under the load above)")
+    print(f"peak RSS of the end-to-end run incl. workers: {e2e_rss / 1e6:,.0f} MB "
+          f"(target < {TARGET_RSS_BYTES / 1e6:,.0f} MB: {'MET' if e2e_rss < TARGET_RSS_BYTES else 'NOT MET'})")
+    print(f"phrase agreement with lemmatise-then-match on {baseline_n:,} captions: "
+          f"{phrase_equal:.4%} of concepts have equal documents and occurrences "
+          f"(target >= {TARGET_PHRASE_AGREEMENT:.1%}: {'MET' if phrase_equal >= TARGET_PHRASE_AGREEMENT else 'NOT MET'})")
+    print(f"bag counts equal the spaCy inverted index on {baseline_n:,} captions: {bag_equal} "
+          f"({int(np.sum(fast_bag.documents != spacy_documents))} concepts differ)")
+    print(f"  for reference, the paper's dropping of unknown concept words would change "
+          f"{int(np.sum(paper_documents != spacy_documents))} concepts' bag counts on this subset")
+    if e2e_documents is not None:
+        print(f"end-to-end table equals the in-process matcher's counts: {bool(np.array_equal(e2e_documents, one_documents))}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "captions": args.captions, "baseline_captions": baseline_n, "rates": rates,
+            "peak_rss_bytes": e2e_rss, "phrase_agreement": phrase_equal, "bag_equal": bag_equal,
+            "load_average": load,
+        }, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

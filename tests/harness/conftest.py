@@ -55,3 +55,14 @@ def tiny_open_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hub_dataset(tmp_path_factory):
     return write_hub_layout(make_dataset(12, corrupt_rows=(5,)), tmp_path_factory.mktemp("ds") / "hub")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The test machine is shared by many processes: one intra-op thread avoids spin-wait slowdowns."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

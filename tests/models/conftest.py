@@ -16,3 +16,14 @@ def tiny_open_clip(tiny_dir):
     from letitwag.models.tiny import build_tiny_open_clip
 
     return build_tiny_open_clip(tiny_dir / "open_clip")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The test machine is shared by many processes: one intra-op thread avoids spin-wait slowdowns."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -115,3 +115,16 @@ def test_rebuild_replaces_the_site(tmp_path: Path) -> None:
     build_site(Board.paper_only(), out)
     assert not (out / "stale.html").exists() and (out / "index.html").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+def test_pre_rendered_fragments_escape_concept_names() -> None:
+    from letitwag.leaderboard.concept_table import ConceptRows
+    from letitwag.leaderboard.figures import FrequencyPlot
+
+    names = {"a": HOSTILE, "b": 'x" onload="y'}
+    rows = ConceptRows(["a", "b"], names, {"a": 3}).render({"a": 0.5})
+    assert HOSTILE not in rows and "&lt;script&gt;" in rows and 'x" onload' not in rows
+    assert '<td data-v="">—</td>' in rows and "50.00" in rows  # unknown frequency, known accuracy
+    figure = FrequencyPlot({"a": 3, "b": 1000}, names).figure({"a": 0.5, "b": 0.9})
+    assert HOSTILE not in figure.points_markup and figure.points_markup.count("<circle") == 2
+    assert figure.lines and figure.lines[0]["kind"] == "fit"

@@ -1,9 +1,9 @@
 """Geometry of the site's two SVG figures; the templates draw them (so every label is autoescaped).
 
 * The Let it Wag! vs ImageNet top-1 scatter with the paper's two fitted lines: least squares over
-  the paper's 40 models, one fit for ImageNet accuracy below 50 % and one above, drawn from 4
-  points before the lowest to 4 after the highest x of each group — as in the paper's notebook
-  (``let_it_wag_eval.ipynb``); the slopes come out 0.60 and 1.58.
+  the paper's 40 models, one fit for ImageNet accuracy below 50 % and one above
+  (``letitwag.analysis.fits.segmented_lines``), drawn from 4 points before the lowest to 4 after
+  the highest x of each group as in the paper's notebook; the slopes come out 0.60 and 1.58.
 * The per-model accuracy vs log10 pretraining frequency plot with its log-linear fit.
 
 Why hand-made SVG and not matplotlib: a site of 1,000 models must build in seconds, and an
@@ -58,17 +58,16 @@ def _frame() -> dict:
 
 
 def paper_fits(imagenet: Sequence[float], let_it_wag: Sequence[float]) -> list[dict]:
-    """The paper's two least-squares lines (below / above 50 % ImageNet top-1), both in percent."""
-    xs, ys = np.asarray(imagenet, float), np.asarray(let_it_wag, float)
-    fits = []
-    for name, mask in (("below", xs < SPLIT_AT), ("above", xs > SPLIT_AT)):
-        if mask.sum() < 2:
-            continue
-        slope, intercept = np.polyfit(xs[mask], ys[mask], 1)
-        x0, x1 = xs[mask].min() - 4, xs[mask].max() + 4
-        fits.append({"name": name, "slope": float(slope), "intercept": float(intercept),
-                     "x0": float(x0), "x1": float(x1)})
-    return fits
+    """The paper's two least-squares lines (below / above 50 % ImageNet top-1), both in percent.
+
+    The fit itself is the analysis package's (``segmented_lines``); here only the drawn extent.
+    """
+    from letitwag.analysis.fits import segmented_lines
+
+    lines = segmented_lines(imagenet, let_it_wag, SPLIT_AT)
+    return [{"name": name, "slope": line["slope"], "intercept": line["intercept"],
+             "x0": line["x_min"] - 4, "x1": line["x_max"] + 4}
+            for name in ("below", "above") if (line := lines[name])["slope"] is not None]
 
 
 def scatter_figure(points: Sequence[dict], fits: Sequence[dict]) -> Figure:

@@ -122,3 +122,15 @@ def test_samples_missing_from_the_reference_are_excluded(tmp_path: Path) -> None
     full = write_submission(tmp_path / "with-5", seed=0)
     with pytest.raises(SubmissionRejected, match="sample_index 5 is excluded by this board"):
         validate_submission(full, board)
+
+
+def test_cli_init_add_build(_templates: Path, submission: Path, tmp_path: Path, capsys) -> None:
+    board = tmp_path / "cli-board"
+    assert main(["leaderboard", "init", "--board", str(board), "--reference", str(_templates / "reference"),
+                 "--no-paper-models", "--title", "Test board"]) == 0
+    assert main(["leaderboard", "init", "--board", str(board), "--reference", str(_templates / "reference")]) == 2
+    assert "a board already exists here" in capsys.readouterr().err
+    assert main(["leaderboard", "add", str(submission), "--board", str(board)]) == 0
+    assert main(["leaderboard", "build", "--board", str(board), "--out", str(tmp_path / "site")]) == 0
+    exported = json.loads((tmp_path / "site" / "board.json").read_text())
+    assert exported["title"] == "Test board" and [e["name"] for e in exported["entries"]] == ["Synthetic ViT-S-32"]

@@ -3,11 +3,14 @@
 Why not Arrow's regex kernels: RE2 replacement runs at a few MB/s here, slower than Python's
 ``re``. Instead, captions that are pure ASCII (the vast majority) are tokenised with numpy over
 the Arrow data buffer: one 256-entry table lower-cases letters and turns every other byte into a
-separator, token starts/ends come from shifted masks, and each token is identified by its packed
-bytes (tokens of at most 8 bytes *are* their 64-bit key; longer ones get a hash that is then
-verified byte-word by byte-word, so the lookup is exact). Captions with any non-ASCII byte go
-through ``normalize_text`` itself, so Unicode case mapping and ``\\W`` semantics (final sigma,
-dotted capital I, combining marks, ...) are Python's by construction rather than approximated.
+separator, token starts/ends come from one ``diff`` of the word mask, and each token is
+identified by its packed bytes (tokens of at most 8 bytes *are* their 64-bit key; longer ones
+get a hash that is then verified word by word, so the lookup is exact). Captions with non-ASCII
+characters are decoded to code points and mapped through tables built from Python's own
+``str.lower``/``str.isalnum`` (what ``normalize_text``'s ``\\W`` means), then re-encoded and
+tokenised the same way; the few code points whose lower-casing is not one-to-one or depends on
+context (``İ``, final ``Σ``) or that lie beyond plane 2 send their caption through
+``normalize_text`` itself. Equivalence is by construction, and tested with hypothesis.
 
 Only tokens in the matcher's vocabulary are returned, with their global token ordinal, so a
 phrase matcher can still tell adjacent tokens from tokens separated by unknown words.
@@ -15,6 +18,7 @@ phrase matcher can still tell adjacent tokens from tokens separated by unknown w
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,6 +30,7 @@ from letitwag.concepts import normalize_text
 
 _WORD_BYTES = 8
 _MAX_CHUNK_BYTES = 16 * 1024 * 1024
+_UNICODE_LIMIT = 0x30000  # planes 0-2; rarer code points take the exact slow path
 _HASH_MULTIPLIERS = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93], dtype=np.uint64
 )
@@ -201,6 +206,55 @@ def _token_words(unaligned: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     return words
 
 
+@functools.lru_cache(maxsize=1)
+def _unicode_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per code point below ``_UNICODE_LIMIT``: Python's lower-case of it, or a space where that
+    is not alphanumeric (what ``normalize_text`` makes of it); and whether the code point needs
+    ``normalize_text`` itself because Python lower-cases it to several code points (``İ``) or
+    by context (``Σ`` becomes ``ς`` at the end of a word). Built from Python's own ``str.lower``
+    and ``str.isalnum`` (what ``re``'s ``\\w`` means), so the tables cannot drift from it;
+    ~0.1 s, once per process, only when a batch has non-ASCII captions."""
+    mapped = np.full(_UNICODE_LIMIT, ord(" "), dtype=np.uint32)
+    special = np.zeros(_UNICODE_LIMIT, dtype=bool)
+    for code_point in range(_UNICODE_LIMIT):
+        lowered = chr(code_point).lower()
+        if len(lowered) != 1:
+            special[code_point] = True
+        elif lowered.isalnum():
+            mapped[code_point] = ord(lowered)
+    special[0x03A3] = True  # GREEK CAPITAL LETTER SIGMA: final-sigma rule
+    return mapped, special
+
+
+def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
+    """Normalised UTF-8 ``(offsets, data)`` of non-ASCII rows, vectorised over code points, and
+    the positions (in ``rows``) of the rows left blank for ``normalize_text`` itself (exotic code
+    points); ``None`` when the bytes are not valid UTF-8. Separator runs are not collapsed: the
+    tokeniser does not need it."""
+    offsets, data = _offsets_and_data(chunk.take(pa.array(rows)))
+    try:
+        text = data.tobytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    chars_before = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum((data & 0xC0) != 0x80, out=chars_before[1:])
+    char_offsets = chars_before[offsets]
+    table, special = _unicode_tables()
+    inside = code_points < _UNICODE_LIMIT
+    clipped = np.where(inside, code_points, 0)
+    mapped = table[clipped]
+    exotic = np.flatnonzero(~inside | special[clipped])
+    slow = np.unique(np.searchsorted(char_offsets, exotic, side="right") - 1)
+    for row in slow.tolist():
+        mapped[char_offsets[row] : char_offsets[row + 1]] = ord(" ")
+    utf8 = np.frombuffer(mapped.tobytes().decode("utf-32-le").encode("utf-8"), dtype=np.uint8)
+    byte_lengths = 1 + (mapped >= 0x80).astype(np.int64) + (mapped >= 0x800) + (mapped >= 0x10000)
+    bytes_before = np.zeros(len(mapped) + 1, dtype=np.int64)
+    np.cumsum(byte_lengths, out=bytes_before[1:])
+    return bytes_before[char_offsets], utf8, slow
+
+
 def _normalized_rows(chunk: pa.Array, rows: np.ndarray) -> pa.Array:
     """``normalize_text`` of the given rows (invalid UTF-8 is replaced, U+FFFD separates)."""
     raw = chunk.take(pa.array(rows)).cast(pa.large_binary()).to_pylist()
@@ -223,8 +277,9 @@ def _row_ranges(offsets: np.ndarray) -> list[tuple[int, int]]:
 def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabulary: TokenVocabulary) -> Tokens:
     """Vocabulary tokens of every caption (null/empty captions have none); rows are batch rows.
 
-    Pure-ASCII rows are tokenised from the raw bytes; the other rows are normalised by
-    ``normalize_text`` first and then tokenised from their normalised UTF-8 bytes.
+    Pure-ASCII rows are tokenised from the raw bytes; the other rows are normalised first
+    (vectorised over code points with tables built from Python's own case mapping; rows with
+    exotic code points by ``normalize_text`` itself) and tokenised from the normalised UTF-8.
     """
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     row_base = 0
@@ -244,10 +299,18 @@ def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabu
             parts.append((rows + row_base + start, positions + ordinal_base, ids))
             ordinal_base += n_tokens
             if len(other):
-                normalized = _normalized_rows(chunk, other + start)
-                rows, positions, ids, n_tokens = _byte_tokens(*_offsets_and_data(normalized), _NORMALIZED_TABLE, vocabulary)
-                parts.append((other[rows] + row_base + start, positions + ordinal_base, ids))
-                ordinal_base += n_tokens
+                other = other + start
+                unicode = _normalized_unicode(chunk, other)
+                slow = np.arange(len(other)) if unicode is None else unicode[2]
+                if unicode is not None:
+                    rows, positions, ids, n_tokens = _byte_tokens(unicode[0], unicode[1], _NORMALIZED_TABLE, vocabulary)
+                    parts.append((other[rows] + row_base, positions + ordinal_base, ids))
+                    ordinal_base += n_tokens
+                if len(slow):
+                    normalized = _offsets_and_data(_normalized_rows(chunk, other[slow]))
+                    rows, positions, ids, n_tokens = _byte_tokens(*normalized, _NORMALIZED_TABLE, vocabulary)
+                    parts.append((other[slow][rows] + row_base, positions + ordinal_base, ids))
+                    ordinal_base += n_tokens
         row_base += len(chunk)
     if not parts:
         empty = np.zeros(0, dtype=np.int64)

@@ -13,7 +13,7 @@ from letitwag.concepts import normalize_text
 # ASCII-heavy text with the Unicode that breaks naive re-implementations: final sigma, dotted
 # capital I, combining marks, ligatures, full-width letters, digits of other scripts, emoji.
 TRICKY = "ΣσςİıŉǅﬁＡａ٣²½é\u0301ß\u00adẞ🐶猫—’_\x00\t\n"
-ALPHABET = st.sampled_from(list("abcXYZ09 -'.,") + list(TRICKY)) | st.characters()
+ALPHABET = st.sampled_from(list("abcXYZ09 -'.,") + list(TRICKY)) | st.characters(codec="utf-8")
 CAPTION = st.one_of(st.none(), st.text(alphabet=ALPHABET, max_size=40), st.from_regex(r"[A-Za-z0-9 ',.-]{0,60}", fullmatch=True))
 
 
@@ -83,3 +83,29 @@ def test_non_string_columns_are_rejected():
 
     with pytest.raises(TypeError):
         tokenize(pa.array([1, 2]), TokenVocabulary({"dog": 0}))
+
+
+def test_every_unicode_path_in_one_batch():
+    captions = [
+        "plain ascii DOG",
+        "Café CRÈME — naïve",  # vectorised code-point path
+        "ΟΔΟΣ ΣΟΦΙΑ σοφίας",  # final sigma: normalize_text itself
+        "İstanbul İİ",  # one code point lower-cases to two
+        "\u212a Kelvin sign lower-cases to ASCII k",
+        "𰀀 beyond plane two 𰀁x",  # U+30000: exact slow path
+        "e\u0301 combining acute splits the word",
+        None,
+        "",
+    ]
+    check(captions, captions)
+
+
+def test_invalid_utf8_bytes_are_replaced_not_fatal():
+    good = "dog café".encode()
+    bad = b"hot \xff\xfe dog \xc3"
+    data = pa.py_buffer(good + bad)
+    offsets = pa.py_buffer(np.array([0, len(good), len(good) + len(bad)], dtype=np.int32).tobytes())
+    array = pa.Array.from_buffers(pa.string(), 2, [None, offsets, data])
+    tokens = tokenize(array, TokenVocabulary({"dog": 0, "hot": 1, "café": 2}))
+    order = np.lexsort((tokens.positions, tokens.rows))
+    assert list(zip(tokens.rows[order].tolist(), tokens.word_ids[order].tolist())) == [(0, 0), (0, 2), (1, 1), (1, 0)]

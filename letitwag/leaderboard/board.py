@@ -256,10 +256,12 @@ def store_entry(board: Board, source: Path, key: EntryKey, file_hashes: dict[str
 
 
 def read_entry(folder: Path) -> dict[str, Any]:
-    """A stored entry's files as dicts: results, metadata (submission.json) and the verification record."""
+    """A stored entry's files as dicts (strict JSON: a hand-edited NaN is an error, not a number)."""
+    from letitwag.leaderboard.submission import read_json
+
     return {
-        "results": json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8")),
-        "metadata": json.loads((folder / METADATA_FILE).read_text(encoding="utf-8")),
-        "verification": json.loads((folder / VERIFICATION_FILE).read_text(encoding="utf-8")),
+        "results": read_json((folder / RESULTS_FILE).read_bytes(), folder / RESULTS_FILE),
+        "metadata": read_json((folder / METADATA_FILE).read_bytes(), folder / METADATA_FILE),
+        "verification": read_json((folder / VERIFICATION_FILE).read_bytes(), folder / VERIFICATION_FILE),
         "has_predictions": (folder / PREDICTIONS_FILE).is_file(),
     }

@@ -14,7 +14,7 @@ a percentage as the paper and submitters state it.
 
 from __future__ import annotations
 
-import json
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,10 @@ def _number_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 def _interval(value: Any) -> list[float] | None:
     if isinstance(value, list) and len(value) == 2 and all(_number_or_none(v) is not None for v in value):
         return [float(v) for v in value]
@@ -106,14 +110,16 @@ def stored_entry(folder: Path, root: Path) -> Entry:
         metrics = results["metrics"]
         ci = metrics.get("ci95", {})
         imagenet = _number_or_none(metadata.get("imagenet_top1"))
+        relative = "/".join(folder.relative_to(root).parts[1:])
+        parameters = metadata.get("parameters")
         return Entry(
-            id="sub-" + slug("-".join(folder.relative_to(root).parts[1:])),
+            id=f"sub-{slug(relative.replace('/', '-'))}-{hashlib.sha256(relative.encode()).hexdigest()[:8]}",
             name=str(metadata["model_name"]),
             status="verified",
             pretraining=str(metadata["pretraining_data"]),
             link=str(metadata["link"]),
-            parameters=metadata.get("parameters"),
-            includes_let_it_wag_images=metadata.get("includes_let_it_wag_images"),
+            parameters=parameters if isinstance(parameters, int) and not isinstance(parameters, bool) else None,
+            includes_let_it_wag_images=_flag(metadata.get("includes_let_it_wag_images")),
             license=str(metadata.get("license")),
             spec=str(results["model"].get("spec")),
             revision=record["key"]["revision"],
@@ -129,7 +135,7 @@ def stored_entry(folder: Path, root: Path) -> Entry:
             imagenet_source="stated by submitter" if imagenet is not None else None,
             per_class_accuracy={str(k): float(v) for k, v in metrics.get("per_class_accuracy", {}).items()},
         )
-    except (KeyError, TypeError, ValueError, AttributeError, OSError, json.JSONDecodeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as error:  # ValueError: bad JSON too
         raise BoardError(f"{folder}: stored entry is unreadable ({type(error).__name__}: {error}); "
                          "remove it or add it again") from None
 

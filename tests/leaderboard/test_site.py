@@ -128,3 +128,15 @@ def test_pre_rendered_fragments_escape_concept_names() -> None:
     figure = FrequencyPlot({"a": 3, "b": 1000}, names).figure({"a": 0.5, "b": 0.9})
     assert HOSTILE not in figure.points_markup and figure.points_markup.count("<circle") == 2
     assert figure.lines and figure.lines[0]["kind"] == "fit"
+
+
+def test_tampered_stored_entry_stops_the_build_with_one_line(board_dir: Path, submission: Path, tmp_path: Path) -> None:
+    from letitwag.leaderboard.board import BoardError
+
+    _, stored = add_submission(submission, Board.open(board_dir))
+    text = (stored / "results.json").read_text()
+    (stored / "results.json").write_text(text.replace('"top1": ', '"top1": NaN, "was": ', 1))
+    with pytest.raises(BoardError, match="stored entry is unreadable") as caught:
+        build_site(Board.open(board_dir), tmp_path / "site")
+    assert str(stored) in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "site").exists()

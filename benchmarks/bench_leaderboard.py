@@ -56,17 +56,21 @@ def synthetic_topk(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
 def write_run(folder: Path, labels: np.ndarray, seed: int, data: dict, counts: dict, bootstrap: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     topk, scores = synthetic_topk(labels, seed)
+    def lists(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+        return pa.FixedSizeListArray.from_arrays(values.reshape(-1), 5).cast(pa.list_(kind))
+
     pq.write_table(pa.table({"sample_index": pa.array(np.arange(len(labels)), pa.int64()),
                              "label": pa.array(labels, pa.int32()),
-                             "topk_ids": pa.FixedSizeListArray.from_arrays(topk.reshape(-1), 5).cast(pa.list_(pa.int32())),
-                             "topk_scores": pa.FixedSizeListArray.from_arrays(scores.reshape(-1), 5).cast(pa.list_(pa.float32()))}),
+                             "topk_ids": lists(topk, pa.int32()), "topk_scores": lists(scores, pa.float32())}),
                    folder / "predictions.parquet")
-    metrics = classification_metrics(labels, topk, CLASSES, bootstrap_samples=bootstrap, seed=0, frequency_counts=counts)
+    metrics = classification_metrics(labels, topk, CLASSES, bootstrap_samples=bootstrap, seed=0,
+                                     frequency_counts=counts)
     results = {"format": "letitwag.results/1", "task": "classification",
                "model": {"spec": f"bench:{seed}", "adapter": "python", "name": "bench", "pretrained": None,
                          "resolved_checkpoint": None, "revision": f"r{seed}", "random_weights": False},
                "dataset": data, "prompts": {"set": "ensemble", "hash": "0" * 64, "num_templates": 80},
-               "config": {"seed": 0, "batch_size": 64, "precision": "fp32", "device": "cpu", "workers": 0, "limit": None},
+               "config": {"seed": 0, "batch_size": 64, "precision": "fp32", "device": "cpu", "workers": 0,
+                          "limit": None},
                "metrics": metrics}
     (folder / "results.json").write_text(json.dumps(results))
     (folder / "submission.json").write_text(json.dumps({

@@ -76,7 +76,8 @@ class BoardConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str) -> "BoardConfig":
         if data.get("format") != BOARD_FORMAT:
-            raise BoardError(f"{where}: format must be {BOARD_FORMAT!r}; create a board with `letitwag leaderboard init`")
+            raise BoardError(f"{where}: format must be {BOARD_FORMAT!r}; "
+                             "create a board with `letitwag leaderboard init`")
         body = {k: v for k, v in data.items() if k != "format"}
         try:
             body["limits"] = SizeLimits(**body.get("limits", {}))

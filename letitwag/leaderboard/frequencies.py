@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping, Sequence
 
-from letitwag.leaderboard.submission import SubmissionRejected
+from letitwag.leaderboard.submission import SubmissionRejected, short_repr
 from letitwag.tables import paper_table
 
 
@@ -44,6 +44,7 @@ def frequency_counts_for(claimed_bins: Any, where: Any) -> dict[str, dict[str, i
     bundled = _bundled("matched")
     unknown = sorted(str(c) for c in claimed_bins if c not in bundled)
     if unknown:
-        raise SubmissionRejected(f"{where}: metrics.by_frequency_bin uses corpus {unknown[0]!r}, which the board "
+        raise SubmissionRejected(f"{where}: metrics.by_frequency_bin uses corpus {short_repr(unknown[0])}, "
+                                 "which the board "
                                  f"cannot check; the board knows {', '.join(sorted(bundled))}")
     return {corpus: bundled[corpus] for corpus in claimed_bins}

@@ -51,7 +51,8 @@ def _integer_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
 def _list_column(table: pa.Table, name: str, k: int, path: Path, value_check) -> np.ndarray:
     """A list column as a (rows, k) array; every list must have exactly ``k`` non-null values."""
     column = table.column(name)
-    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)) or not value_check(column.type.value_type):
+    is_list = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+    if not is_list or not value_check(column.type.value_type):
         raise SubmissionRejected(f"{path}: column {name!r} has type {column.type}, see docs/FORMATS.md")
     array = column.combine_chunks() if table.num_rows else pa.array([], type=column.type)
     if array.null_count:
@@ -59,7 +60,8 @@ def _list_column(table: pa.Table, name: str, k: int, path: Path, value_check) ->
     lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False)
     wrong = np.flatnonzero(lengths != k)
     if wrong.size:
-        raise SubmissionRejected(f"{path}: row {wrong[0]} of {name!r} holds {lengths[wrong[0]]} values; expected k = {k}")
+        raise SubmissionRejected(f"{path}: row {wrong[0]} of {name!r} holds {lengths[wrong[0]]} values; "
+                                 f"expected k = {k}")
     values = pc.list_flatten(array)
     if values.null_count:
         raise SubmissionRejected(f"{path}: column {name!r} holds null values")
@@ -130,7 +132,8 @@ def check_predictions(data: bytes, path: Path, board_labels: np.ndarray, num_cla
         raise SubmissionRejected(f"{path}: topk_scores of sample_index {index[not_finite[0]]} hold NaN or infinity")
     unordered = np.flatnonzero((np.diff(scores.astype(np.float64), axis=1) > 1e-6).any(axis=1))
     if unordered.size:
-        raise SubmissionRejected(f"{path}: topk_scores of sample_index {index[unordered[0]]} are not ordered best first")
+        raise SubmissionRejected(f"{path}: topk_scores of sample_index {index[unordered[0]]} are not ordered "
+                                 "best first")
     return Predictions(labels=truth, topk_ids=ids.astype(np.int64, copy=False))
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from letitwag.leaderboard.submission import SubmissionRejected
+from letitwag.leaderboard.submission import SubmissionRejected, short_repr
 
 
 def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -44,18 +44,19 @@ def compare_metrics(claimed: Any, recomputed: Mapping[str, Any], tolerance: floa
     claimed_leaves = dict(_leaves(claimed, "metrics"))
     for path, truth in _leaves(recomputed, "metrics"):
         if path not in claimed_leaves:
-            raise SubmissionRejected(f"{where}: metric {path} is missing (recomputed value: {truth!r})")
+            raise SubmissionRejected(f"{where}: metric {path} is missing (recomputed value: {short_repr(truth)})")
         claim = claimed_leaves.pop(path)
         true_number, claim_number = _number(truth), _number(claim)
         if true_number is None or claim_number is None:
             if claim != truth:
-                raise SubmissionRejected(f"{where}: metric {path} claims {claim!r} but the predictions give {truth!r}")
+                raise SubmissionRejected(f"{where}: metric {path} claims {short_repr(claim)} but the predictions give "
+                                         f"{short_repr(truth)}")
             continue
         if not math.isfinite(claim_number) or abs(claim_number - true_number) > tolerance:
             raise SubmissionRejected(f"{where}: metric {path} claims {claim_number!r} but the predictions give "
                                      f"{true_number!r} (tolerance {tolerance:g})")
     if claimed_leaves:
-        extra = next(iter(claimed_leaves))
+        extra = short_repr(next(iter(claimed_leaves)))[1:-1]
         raise SubmissionRejected(f"{where}: metric {extra} cannot be recomputed from the predictions; remove it "
                                  "or rerun the harness")
 

@@ -43,6 +43,12 @@ _FORBIDDEN_IN_NAME = _FORBIDDEN_IN_TEXT | {"/"}
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9._+-]+")
 
 
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, so a hostile value cannot flood a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class SubmissionRejected(UserInputError):
     """A submission that cannot go on the board; ``str()`` is the one-line reason."""
 
@@ -157,26 +163,30 @@ def slug(text: str) -> str:
 def parse_metadata(data: dict[str, Any], where: str) -> Metadata:
     """Check ``submission.json`` field by field (types, ranges, sanitising)."""
     if data.get("format") != SUBMISSION_FORMAT:
-        raise SubmissionRejected(f"{where}: format must be {SUBMISSION_FORMAT!r}, found {data.get('format')!r}")
+        raise SubmissionRejected(f"{where}: format must be {SUBMISSION_FORMAT!r}, "
+                                 f"found {short_repr(data.get('format'))}")
     known = {"format", "model_name", "link", "parameters", "pretraining_data", "includes_let_it_wag_images",
              "license", "imagenet_top1"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SubmissionRejected(f"{where}: unknown field(s) {', '.join(map(repr, unknown[:5]))}; allowed: {', '.join(sorted(known))}")
+        raise SubmissionRejected(f"{where}: unknown field(s) {', '.join(map(short_repr, unknown[:5]))}; "
+                                 f"allowed: {', '.join(sorted(known))}")
     for field in ("model_name", "link", "pretraining_data", "includes_let_it_wag_images", "license"):
         if field not in data:
             raise SubmissionRejected(f"{where}: missing field {field!r}")
     parameters = data.get("parameters")
     if parameters is not None and (isinstance(parameters, bool) or not isinstance(parameters, int)
                                    or not 0 < parameters < 10**14):
-        raise SubmissionRejected(f"{where}: parameters must be a positive integer or null, found {parameters!r}")
+        raise SubmissionRejected(f"{where}: parameters must be a positive integer or null, "
+                                 f"found {short_repr(parameters)}")
     disclosure = data["includes_let_it_wag_images"]
     if disclosure is not None and not isinstance(disclosure, bool):
         raise SubmissionRejected(f"{where}: includes_let_it_wag_images must be true, false or null (unknown)")
     imagenet = data.get("imagenet_top1")
     if imagenet is not None and (isinstance(imagenet, bool) or not isinstance(imagenet, (int, float))
                                  or not 0 <= imagenet <= 100):
-        raise SubmissionRejected(f"{where}: imagenet_top1 must be a percentage in [0, 100] or null, found {imagenet!r}")
+        raise SubmissionRejected(f"{where}: imagenet_top1 must be a percentage in [0, 100] or null, "
+                                 f"found {short_repr(imagenet)}")
     return Metadata(
         model_name=clean_text(data["model_name"], "model_name", where, max_chars=MAX_NAME_CHARS, name=True),
         link=clean_link(data["link"], where),
@@ -205,8 +215,10 @@ def check_results_format(results: dict[str, Any], where: str) -> None:
     """``format`` is ``letitwag.results/<major>`` with a major version this board reads."""
     fmt = results.get("format")
     if not isinstance(fmt, str) or not fmt.startswith(RESULTS_FORMAT_PREFIX):
-        raise SubmissionRejected(f"{where}: format must be '{RESULTS_FORMAT_PREFIX}{RESULTS_MAJOR}', found {fmt!r}")
+        raise SubmissionRejected(f"{where}: format must be '{RESULTS_FORMAT_PREFIX}{RESULTS_MAJOR}', "
+                                 f"found {short_repr(fmt)}")
     major = fmt.removeprefix(RESULTS_FORMAT_PREFIX).split(".")[0]
     if major != str(RESULTS_MAJOR):
-        raise SubmissionRejected(f"{where}: results format version {fmt!r} is not supported; this board reads "
+        raise SubmissionRejected(f"{where}: results format version {short_repr(fmt)} is not supported; "
+                                 "this board reads "
                                  f"{RESULTS_FORMAT_PREFIX}{RESULTS_MAJOR} (update letitwag or rerun the harness)")

@@ -30,6 +30,7 @@ from letitwag.leaderboard.submission import (
     parse_metadata,
     read_json,
     require,
+    short_repr,
 )
 
 
@@ -59,19 +60,20 @@ def _check_identity(results: dict[str, Any], board: Board, where: Path) -> None:
     task = require(results, "task", str, where)
     if task != "classification":
         raise SubmissionRejected(f"{where}: task {task!r} is not accepted by this board yet (classification only)")
+    limit = require(results, "config", dict, where).get("limit")
+    if limit is not None:
+        raise SubmissionRejected(f"{where}: the run used --limit {short_repr(limit)}; limited runs are never ranked, "
+                                 "evaluate the whole dataset")
     dataset = require(results, "dataset", dict, where)
     expected = board.config.dataset
     for field in DATASET_IDENTITY:
         if dataset.get(field) != expected[field]:
-            raise SubmissionRejected(f"{where}: dataset.{field} is {dataset.get(field)!r} but this board is for "
+            raise SubmissionRejected(f"{where}: dataset.{field} is {short_repr(dataset.get(field))} "
+                                     "but this board is for "
                                      f"{expected[field]!r}; evaluate on the board's dataset revision")
     if dataset.get("class_names") != expected["class_names"]:
         raise SubmissionRejected(f"{where}: dataset.class_names differ from the board's {expected['num_classes']} "
                                  "classes (names or order)")
-    limit = require(results, "config", dict, where).get("limit")
-    if limit is not None:
-        raise SubmissionRejected(f"{where}: the run used --limit {limit!r}; limited runs are never ranked, "
-                                 "evaluate the whole dataset")
     if require(results, "model", dict, where).get("random_weights") is not False:
         raise SubmissionRejected(f"{where}: model.random_weights must be false; random-weights runs are plumbing "
                                  "tests, not submissions")
@@ -82,7 +84,8 @@ def _entry_key(results: dict[str, Any], metadata: Metadata, where: Path) -> Entr
     return EntryKey(
         model=metadata.model_name,
         revision=clean_text(revision, "model.revision", str(where), name=True),
-        precision=clean_text(require(results, "config.precision", str, where), "config.precision", str(where), name=True),
+        precision=clean_text(require(results, "config.precision", str, where), "config.precision", str(where),
+                             name=True),
         prompt_set=clean_text(require(results, "prompts.set", str, where), "prompts.set", str(where), name=True),
     )
 

@@ -51,7 +51,8 @@ def test_add_stores_the_validated_files_under_model_and_revision(board_dir: Path
     assert not list((board_dir / ".staging").iterdir())
 
 
-def test_duplicate_key_is_rejected_even_with_other_predictions(board_dir: Path, submission: Path, tmp_path: Path) -> None:
+def test_duplicate_key_is_rejected_even_with_other_predictions(board_dir: Path, submission: Path,
+                                                               tmp_path: Path) -> None:
     board = Board.open(board_dir)
     add_submission(submission, board)
     again = write_submission(tmp_path / "again", seed=7, metadata=metadata_document(model_name="synthetic vit-s-32"))

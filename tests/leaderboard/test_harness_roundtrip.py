@@ -17,7 +17,7 @@ import pytest
 
 from letitwag.cli import main
 from letitwag.data import read_bundled_json
-from letitwag.leaderboard.board import Board, init_from_reference
+from letitwag.leaderboard.board import init_from_reference
 from letitwag.leaderboard.submission import SubmissionRejected
 from letitwag.leaderboard.validate import add_submission, validate_submission
 

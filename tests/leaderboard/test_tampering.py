@@ -39,7 +39,8 @@ def edit_predictions(edit: Callable[[dict], dict]) -> Callable[[Path], None]:
     def apply(folder: Path) -> None:
         table = pq.read_table(folder / "predictions.parquet")
         columns = {"index": table["sample_index"].to_numpy(), "labels": table["label"].to_numpy(),
-                   "topk": np.array(table["topk_ids"].to_pylist()), "scores": np.array(table["topk_scores"].to_pylist())}
+                   "topk": np.array(table["topk_ids"].to_pylist()),
+                   "scores": np.array(table["topk_scores"].to_pylist())}
         columns = edit(columns)
         write_predictions(folder / "predictions.parquet", columns["labels"], columns["topk"], columns["scores"],
                           columns["index"])

@@ -105,9 +105,8 @@ class Tokens:
     """The vocabulary tokens of a batch, in caption order (each caption's tokens contiguous)."""
 
     rows: np.ndarray  # int64: caption row of each token
-    positions: np.ndarray  # int64, increasing: token ordinal plus the number of caption changes
-    # before it, so adjacent words of one caption differ by exactly 1 and words of different
-    # captions by more: spans of two captions never touch
+    positions: np.ndarray  # int64, increasing: adjacent words of one caption differ by exactly
+    # 1 and words of different captions by more, so spans of two captions never touch
     word_ids: np.ndarray  # int64: vocabulary id
 
 
@@ -162,9 +161,10 @@ def _token_bounds(offsets: np.ndarray, text: np.ndarray, size: int) -> tuple[np.
 
 
 def _byte_tokens(offsets: np.ndarray, data: np.ndarray, table: np.ndarray, vocabulary: TokenVocabulary):
-    """(row, ordinal, word id) of the vocabulary tokens of the rows; ordinals count all tokens.
-    ``table`` maps each byte to itself (lower-cased) or to 0 for a separator. Returns also the
-    total number of tokens."""
+    """(row, position, word id) of the vocabulary tokens of the rows, and the size of the
+    position range used. ``table`` maps each byte to itself (lower-cased) or to 0 for a
+    separator. Positions are token index + row: adjacent words of a row differ by exactly 1,
+    words of different rows by more."""
     size = len(data)
     text = np.zeros(size + 2 + vocabulary.n_words * _WORD_BYTES, dtype=np.uint8)
     np.take(table, data, out=text[1 : size + 1])
@@ -192,7 +192,9 @@ def _byte_tokens(offsets: np.ndarray, data: np.ndarray, table: np.ndarray, vocab
         same = np.all(long_words[rows_in_long] == vocabulary.packed[form[long_hit]], axis=1)
         exact[long_hit] &= same
     known = hit[exact]
-    return rows[known], known, vocabulary.form_ids[form[exact]], len(starts)
+    known_rows = rows[known]
+    # token index + row: increasing, +1 between neighbours in a row, a gap between rows
+    return known_rows, known + known_rows, vocabulary.form_ids[form[exact]], len(starts) + len(offsets)
 
 
 def _token_words(unaligned: np.ndarray, starts: np.ndarray, lengths: np.ndarray, first: np.ndarray, n_words: int):
@@ -315,7 +317,4 @@ def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabu
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return Tokens(empty, empty, empty)
-    rows, ordinals, ids = (np.concatenate([part[i] for part in parts]) for i in range(3))
-    captions_before = np.zeros(len(rows), dtype=np.int64)
-    np.cumsum(rows[1:] != rows[:-1], out=captions_before[1:])
-    return Tokens(rows, ordinals + captions_before, ids)
+    return Tokens(*(np.concatenate([part[i] for part in parts]) for i in range(3)))

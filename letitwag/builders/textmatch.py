@@ -151,7 +151,8 @@ class TextMatcher:
         self.longest_match = longest_match
         self.use_aliases = use_aliases
         self.n_concepts = len(concepts)
-        self._lemmas = lemmas or english_lemmas()
+        lemmas = lemmas or english_lemmas()
+        self._lemma_table = {"lemma_table": lemmas.name, "lemma_table_version": lemmas.version}
         self._concept_hash = _concept_list_hash(concepts)
         lemma_index: dict[str, int] = {}
         pattern_concepts: list[int] = []
@@ -162,7 +163,7 @@ class TextMatcher:
                 forms = forms[:1]
             for form in forms:
                 sequence = tuple(
-                    lemma_index.setdefault(self._lemmas.lemma(word), len(lemma_index)) for word in form.split(" ")
+                    lemma_index.setdefault(lemmas.lemma(word), len(lemma_index)) for word in form.split(" ")
                 )
                 pattern_concepts.append(concept_index)
                 pattern_lemmas.append(sequence)
@@ -176,7 +177,7 @@ class TextMatcher:
         self._lemma_names = list(lemma_index)
         surface: dict[str, int] = {}
         for lemma, index in lemma_index.items():
-            for form in self._lemmas.forms_of(lemma):
+            for form in lemmas.forms_of(lemma):
                 surface[form] = index
         self._vocabulary = TokenVocabulary(surface)
         if mode == "phrase":
@@ -191,8 +192,7 @@ class TextMatcher:
             "mode": self.mode,
             "longest_match": self.longest_match,
             "use_aliases": self.use_aliases,
-            "lemma_table": self._lemmas.name,
-            "lemma_table_version": self._lemmas.version,
+            **self._lemma_table,
             "n_concepts": self.n_concepts,
             "concept_list_sha256": self._concept_hash,
         }

@@ -49,12 +49,27 @@ class TransformersEncoder(Encoder):
         if self.local_dir:
             kwargs["local_files_only"] = True
         try:
-            model = AutoModel.from_pretrained(source, dtype=weight_dtype(self.precision), **kwargs)
+            model, loading = AutoModel.from_pretrained(
+                source, dtype=weight_dtype(self.precision), output_loading_info=True, **kwargs
+            )
             processor = AutoProcessor.from_pretrained(source, **kwargs)
+        except RuntimeError as error:
+            if "mismatch" not in str(error).lower():
+                raise
+            raise UserInputError(
+                f"model spec {spec.raw!r}: the weights do not match the architecture in its config "
+                "(size mismatch); use the config the checkpoint was saved with"
+            ) from None
         except (OSError, ValueError) as error:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             hint = "" if trust_remote_code else " (custom code needs --trust-remote-code)"
             raise UserInputError(f"model spec {spec.raw!r}: cannot load with transformers: {message}{hint}") from None
+        missing = list(loading.get("missing_keys") or [])
+        if missing:
+            raise UserInputError(
+                f"model spec {spec.raw!r}: the checkpoint lacks {len(missing)} weights of {type(model).__name__} "
+                f"(e.g. {sorted(missing)[0]}); they would be random: wrong checkpoint for this architecture"
+            )
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise UserInputError(
                 f"model spec {spec.raw!r}: {type(model).__name__} is not a dual image-text encoder "

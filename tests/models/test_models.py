@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,9 +62,13 @@ def test_open_clip_arch_without_weights_is_marked_random():
     assert spec.pretrained is None and spec.adapter == "open_clip"
 
 
-def test_transformers_clip_round_trip(tiny_dir):
-    spec = tiny.build_tiny_transformers_clip(tiny_dir / "hf_clip")
-    encoder = load_encoder(spec)
+@pytest.fixture(scope="module")
+def tiny_hf_clip(tiny_dir):
+    return tiny.build_tiny_transformers_clip(tiny_dir / "hf_clip")
+
+
+def test_transformers_clip_round_trip(tiny_hf_clip):
+    encoder = load_encoder(tiny_hf_clip)
     _check_encoder(encoder, 32)
     meta = encoder.metadata()
     assert meta["model_type"] == "clip" and meta["random_weights"] is True
@@ -164,3 +169,55 @@ def test_list_models_has_adapters_and_pretrained_tags():
     listing = list_models()
     assert set(listing["adapters"]) == {"open_clip", "transformers", "diffusers", "python"}
     assert "open_clip:ViT-B-32/laion2b_s34b_b79k" in listing["open_clip_pretrained"]
+
+
+def test_transformers_wrong_checkpoint_is_one_line(tiny_hf_clip, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    source = Path(tiny_hf_clip.split(":", 1)[1])
+    resized = tmp_path / "resized"
+    shutil.copytree(source, resized)
+    config = json.loads((resized / "config.json").read_text())
+    config["vision_config"]["hidden_size"] = 48
+    (resized / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserInputError, match="do not match the architecture") as info:
+        load_encoder(f"transformers:{resized}")
+    assert "\n" not in str(info.value)
+    partial = tmp_path / "partial"
+    shutil.copytree(source, partial)
+    weights = {k: v for k, v in load_file(partial / "model.safetensors").items() if "text_projection" not in k}
+    save_file(weights, partial / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(UserInputError, match="lacks 1 weights of CLIPModel .*text_projection.weight"):
+        load_encoder(f"transformers:{partial}")
+
+
+def test_remote_code_never_runs_without_the_flag(tmp_path):
+    marker = tmp_path / "code_ran"
+    folder = tmp_path / "remote"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "letitwag_remote_test",
+        "auto_map": {"AutoConfig": "configuration.RemoteConfig", "AutoModel": "configuration.RemoteModel"},
+    }))
+    (folder / "configuration.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    with pytest.raises(UserInputError, match="--trust-remote-code"):
+        load_encoder(f"transformers:{folder}")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "amp"])
+def test_reduced_precision_gives_close_unit_vectors(tiny_open_clip, precision):
+    reference = load_encoder(tiny_open_clip)
+    reduced = load_encoder(tiny_open_clip, precision=precision)
+    pixels = torch.stack([reference.preprocess(image) for image in _images()])
+    expected, got = reference.encode_images(pixels), reduced.encode_images(pixels)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.norm(dim=1), torch.ones(4))
+    assert torch.nn.functional.cosine_similarity(expected, got).min() > 0.98
+    texts = reduced.encode_texts(["a photo of a dog"])
+    assert torch.nn.functional.cosine_similarity(reference.encode_texts(["a photo of a dog"]), texts).item() > 0.98
+
+
+def test_registered_architecture_without_checkpoint_is_random(tiny_open_clip):
+    encoder = load_encoder(f"open_clip:{tiny.TINY_OPEN_CLIP_ARCH}")
+    assert encoder.metadata()["random_weights"] is True and encoder.metadata()["resolved_checkpoint"] is None

@@ -182,6 +182,9 @@ def bundled_concepts(name: str) -> ConceptList:
         )
     concepts: dict[str, Concept] = {}
     for row in table:
+        # The release's COCO list holds one empty-string concept; it names nothing, so skip it.
+        if not row["concept"].strip():
+            continue
         if name in ("all", row["downstream"]) and row["concept"] not in concepts:
             concept_id = row["concept"]
             concepts[concept_id] = Concept(concept_id, aliases=tuple(aliases.get(concept_id, ())), source=row["downstream"])

@@ -208,7 +208,8 @@ def paper_table(corpus: str, count_type: str = "matched", downstream: str | None
         raise TableError(f"no bundled {corpus} table of count type {count_type!r}; count types: {', '.join(kinds)}")
     seen: dict[str, int] = {}
     for concept, count in zip(rows["concept"].to_pylist(), rows["count"].to_pylist()):
-        seen.setdefault(concept, count)
+        if concept.strip():  # the release's COCO lists hold one empty-string concept
+            seen.setdefault(concept, count)
     size = paper_corpus_sizes().get(corpus)
     table = pa.table(
         {

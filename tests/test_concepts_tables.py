@@ -68,3 +68,8 @@ def test_paper_table_round_trip(tmp_path):
         paper_table("webli")
     with pytest.raises(TableError, match="count types"):
         paper_table("laion400m", "rampp0.55")
+
+
+def test_blank_released_concept_is_skipped():
+    assert "" not in bundled_concepts("coco").ids
+    assert "" not in paper_table("cc3m", "text").counts()

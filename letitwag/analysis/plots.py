@@ -206,7 +206,8 @@ def plot_zipf(curves: Sequence[tuple[str, Sequence[int], dict]], stem: Path) -> 
             text = f"{label} (s={exponent:.2f})" if exponent is not None else label
             ax.plot(ranks, values, color=colour, linewidth=1.3, label=text)
             if exponent is not None:
-                ax.plot(ranks, 10 ** fit["intercept"] * ranks ** (-exponent), color=colour, linestyle=":",
+                fitted = ranks[: fit["n_fitted"]]
+                ax.plot(fitted, 10 ** fit["intercept"] * fitted ** (-exponent), color="black", linestyle=":",
                         linewidth=1)
         ax.set_xscale("log")
         ax.set_yscale("log")

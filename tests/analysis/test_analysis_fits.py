@@ -131,8 +131,10 @@ def test_segmented_lines_and_zipf():
     lines = segmented_lines(x, y, 50)
     assert lines["below"]["slope"] == pytest.approx(0.1) and lines["below"]["n"] == 3
     assert lines["above"]["slope"] == pytest.approx(1.0) and lines["above"]["n"] == 3  # 50 is in neither
-    counts = [int(1000 / r) for r in range(1, 101)] + [0, 0]
+    counts = [1000 / r for r in range(1, 101)] + [0, 0]
     z = zipf_fit(counts)
-    assert z["exponent"] == pytest.approx(1.0, abs=0.02)
-    assert z["n_zero"] == 2 and z["n_nonzero"] == 100 and z["r_squared"] > 0.99
+    assert z["exponent"] == pytest.approx(1.0, abs=1e-9)
+    assert z["n_zero"] == 2 and z["n_nonzero"] == 100 and z["n_fitted"] == 50 and z["r_squared"] > 0.999
+    cut_off = [1000 / r for r in range(1, 51)] + [1e-3] * 50  # a finite cut-off after rank 50 is not fitted
+    assert zipf_fit(cut_off)["exponent"] == pytest.approx(1.0, abs=1e-9)
     assert math.isclose(z["max_count"], 1000)

@@ -1,8 +1,8 @@
 """Geometry of the site's two SVG figures; the templates draw them (so every label is autoescaped).
 
 * The Let it Wag! vs ImageNet top-1 scatter with the paper's two fitted lines: least squares over
-  the paper's 40 models, one fit for ImageNet accuracy below 50 % and one above
-  (``letitwag.analysis.fits.segmented_lines``), drawn from 4 points before the lowest to 4 after
+  the paper's 40 models, one fit for ImageNet accuracy below 50 % and one above (as
+  ``letitwag.analysis.fits.segmented_lines``), drawn from 4 points before the lowest to 4 after
   the highest x of each group as in the paper's notebook; the slopes come out 0.60 and 1.58.
 * The per-model accuracy vs log10 pretraining frequency plot with its log-linear fit.
 
@@ -57,17 +57,28 @@ def _frame() -> dict:
     return {"left": LEFT, "right": WIDTH - RIGHT, "top": TOP, "bottom": HEIGHT - BOTTOM}
 
 
+def _least_squares(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of the ordinary least-squares line (closed form: a few array ops)."""
+    dx = xs - xs.mean()
+    slope = float((dx * (ys - ys.mean())).sum() / (dx * dx).sum())
+    return slope, float(ys.mean() - slope * xs.mean())
+
+
 def paper_fits(imagenet: Sequence[float], let_it_wag: Sequence[float]) -> list[dict]:
     """The paper's two least-squares lines (below / above 50 % ImageNet top-1), both in percent.
 
-    The fit itself is the analysis package's (``segmented_lines``); here only the drawn extent.
+    The same OLS fit as ``letitwag.analysis.fits.segmented_lines`` (a test checks they agree),
+    computed here with numpy because importing scipy.stats for it took a fifth of a site build.
     """
-    from letitwag.analysis.fits import segmented_lines
-
-    lines = segmented_lines(imagenet, let_it_wag, SPLIT_AT)
-    return [{"name": name, "slope": line["slope"], "intercept": line["intercept"],
-             "x0": line["x_min"] - 4, "x1": line["x_max"] + 4}
-            for name in ("below", "above") if (line := lines[name])["slope"] is not None]
+    xs, ys = np.asarray(imagenet, float), np.asarray(let_it_wag, float)
+    fits = []
+    for name, mask in (("below", xs < SPLIT_AT), ("above", xs > SPLIT_AT)):
+        if mask.sum() < 2 or np.ptp(xs[mask]) == 0:
+            continue
+        slope, intercept = _least_squares(xs[mask], ys[mask])
+        fits.append({"name": name, "slope": slope, "intercept": intercept,
+                     "x0": float(xs[mask].min()) - 4, "x1": float(xs[mask].max()) + 4})
+    return fits
 
 
 def scatter_figure(points: Sequence[dict], fits: Sequence[dict]) -> Figure:
@@ -124,7 +135,7 @@ class FrequencyPlot:
             f"{self.heads[i]}{py}{self.middles[i]}{value:.1f}{self.tails[i]}"
             for i, py, value in zip(present, y_pixels.tolist(), ys.tolist())))
         if np.ptp(xs) > 0:
-            slope, intercept = np.polyfit(xs, ys, 1)
+            slope, intercept = _least_squares(xs, ys)
             ends = [(v, float(slope * v + intercept)) for v in (float(xs.min()), float(xs.max()))]
             figure.lines.append({"x1": self.x(ends[0][0]), "y1": self.y(ends[0][1]), "x2": self.x(ends[1][0]),
                                  "y2": self.y(ends[1][1]), "kind": "fit",

@@ -140,3 +140,18 @@ def test_tampered_stored_entry_stops_the_build_with_one_line(board_dir: Path, su
         build_site(Board.open(board_dir), tmp_path / "site")
     assert str(stored) in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "site").exists()
+
+
+def test_scatter_fits_agree_with_the_analysis_package() -> None:
+    from letitwag.analysis.fits import segmented_lines
+    from letitwag.leaderboard.entries import paper_entries
+    from letitwag.leaderboard.figures import paper_fits
+
+    paper = paper_entries()
+    x, y = [e.imagenet_top1 for e in paper], [e.metrics["top1"] * 100 for e in paper]
+    ours = {fit["name"]: fit for fit in paper_fits(x, y)}
+    reference = segmented_lines(x, y, 50.0)
+    for side in ("below", "above"):
+        assert ours[side]["slope"] == pytest.approx(reference[side]["slope"], rel=1e-9)
+        assert ours[side]["intercept"] == pytest.approx(reference[side]["intercept"], rel=1e-9)
+    assert round(ours["below"]["slope"], 2) == 0.60 and round(ours["above"]["slope"], 2) == 1.58

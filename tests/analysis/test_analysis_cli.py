@@ -114,3 +114,31 @@ def test_plot_function_for_other_parts(tmp_path):
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert b"<b>" not in paths[1].read_bytes()  # SVG text is XML-escaped by matplotlib
+
+
+def test_tables_per_dataset_fits_retrieval_bins_and_corpus_from_model_name(tmp_path, table_path):
+    import pyarrow as pa
+
+    from letitwag.tables import FrequencyTable
+
+    base = FrequencyTable.read(table_path).select(count_type="text")
+    other = base.table.set_column(2, "corpus", pa.array(["othercorpus"] * base.table.num_rows))
+    two = tmp_path / "two.parquet"
+    FrequencyTable(pa.concat_tables([base.table, other]), {}).write(two)
+    scores = tmp_path / "scores.csv"
+    lines = ["model,pretrained,dataset,concept,score"]
+    for dataset in ("coco", "flickr"):
+        for concept, value in PER_CLASS.items():
+            if not concept.startswith("<"):
+                lines.append(f"m,othercorpus_e32,{dataset},{concept},{value}")
+    scores.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "r"
+    assert _run("--results", scores, "--table", two, "--task", "retrieval", "--per-dataset", "--bootstrap", "0",
+                "--out", out) == 0
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert [f["dataset_scope"] for f in analysis["fits"]] == ["coco", "flickr"]
+    assert all(f["corpus"] == "othercorpus" and f["binned"]["options"]["bins"] == 7 for f in analysis["fits"])
+    assert analysis["fits"][0]["regression"]["slope_ci95"] == [None, None]  # --bootstrap 0: no interval
+    # without a corpus hint in the model name the choice is refused, not guessed
+    scores.write_text(scores.read_text().replace("othercorpus_e32", "x"))
+    assert _run("--results", scores, "--table", two, "--out", tmp_path / "r2") == 2

@@ -77,14 +77,14 @@ def register(subparsers) -> None:
     parser.add_argument("--table", help="frequency table (.parquet) or paper:<corpus>[:<count type>]")
     parser.add_argument("--paper", action="store_true", help="also analyse all of the paper's bundled results")
     parser.add_argument("--count-type", help="count type to join: matched, text, image or a raw name "
-                                             "(default: the table's only type, else matched)")
-    parser.add_argument("--corpus", help="corpus of the table to join (default: the table's only corpus, else "
+                                             "(unset: the table's only type, else matched)")
+    parser.add_argument("--corpus", help="corpus of the table to join (unset: the table's only corpus, else "
                                          "the one named in the model's pretrained tag)")
-    parser.add_argument("--metric", help="per-concept field of results.json (default per_class_accuracy) or score "
+    parser.add_argument("--metric", help="per-concept field of results.json (unset: per_class_accuracy) or score "
                                          "column of a table")
     parser.add_argument("--task", choices=["classification", "retrieval", "t2i"],
-                        help="task of the results (default: from the file, else classification)")
-    parser.add_argument("--bins", type=int, help="number of bins (default 12 for classification, 7 for retrieval/T2I)")
+                        help="task of the results (unset: from the file, else classification)")
+    parser.add_argument("--bins", type=int, help="number of bins (unset: 12 for classification, 7 for retrieval/T2I, as in the paper)")
     parser.add_argument("--edge-rule", default="1,1",
                         help="end bins to drop: LOW,HIGH counts (paper: 1,1), sparse:K (fewer than K concepts) or none")
     parser.add_argument("--bin-position", default="upper", choices=["upper", "centre", "left"],

@@ -103,3 +103,39 @@ def test_matcher_pickles_and_reports_parameters():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError):
         TextMatcher(CONCEPTS, mode="fuzzy")
+
+
+def test_unicode_captions_match_like_normalize_text():
+    concepts = ConceptList([Concept("café"), Concept("Straße"), Concept("sofia"), Concept("σοφια")])
+    captions = ["CAFÉ au lait", "Café’s terrace", "STRASSE", "Straße!", "ΣΟΦΙΑ", "cafe"]
+    result = TextMatcher(concepts).count(captions)
+    # "STRASSE" is not "straße" (Python lower-cases ẞ/ß differently from case folding), and
+    # accents are kept: "cafe" is not "café"
+    assert result.documents.tolist() == [2, 1, 0, 1]
+
+
+def test_a_one_megabyte_caption_in_both_modes():
+    caption = ("hot dogs and a goose; " * 50_000)[:1_000_000]
+    expected = caption.count("hot dogs")
+    for mode in ("phrase", "bag"):
+        documents, occurrences, _ = counts([caption, "dog"], mode=mode)
+        assert documents["hot_dog"] == 1 and documents["dog"] == 2 and documents["goose"] == 1
+        if mode == "phrase":
+            assert occurrences["hot_dog"] == expected and occurrences["dog"] == expected + 1
+        else:
+            assert occurrences == documents
+
+
+def test_bag_mode_ignores_order_and_distance_but_needs_every_word():
+    documents, _, hits = counts(["snake: eastern, hog nosed", "eastern snake", "a dog is hot"], mode="bag")
+    assert documents["eastern_hog-nosed_snake"] == 1 and documents["hot_dog"] == 1
+    assert (1, "eastern_hog-nosed_snake") not in hits
+
+
+def test_empty_concepts_and_empty_lists_count_nothing():
+    concepts = ConceptList([Concept("???"), Concept("dog")])
+    for mode in ("phrase", "bag"):
+        result = TextMatcher(concepts, mode=mode).count(["??? dog"])
+        assert result.documents.tolist() == [0, 1]
+        empty = TextMatcher(ConceptList([]), mode=mode).count(["dog"])
+        assert len(empty.documents) == 0 and len(empty.hit_rows) == 0

@@ -12,8 +12,8 @@ tokenised the same way; the few code points whose lower-casing is not one-to-one
 context (``İ``, final ``Σ``) or that lie beyond plane 2 send their caption through
 ``normalize_text`` itself. Equivalence is by construction, and tested with hypothesis.
 
-Only tokens in the matcher's vocabulary are returned, with their global token ordinal, so a
-phrase matcher can still tell adjacent tokens from tokens separated by unknown words.
+Only tokens in the matcher's vocabulary are returned, with a position that still tells adjacent
+words from words separated by unknown ones (or by a caption boundary).
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""``letitwag knn build|serve``: a clip-retrieval-compatible kNN backend over local images."""
+
+from __future__ import annotations
+
+from letitwag import cli
+
+BUILD_EXAMPLES = """  letitwag knn build --images photos/ --model open_clip:ViT-B-32/laion2b_s34b_b79k --out photos.index
+  letitwag knn build --images img2dataset_out/ --model open_clip:local-dir:tiny_model/ --out tiny.index --chunk-size 256"""
+
+SERVE_EXAMPLES = """  letitwag knn serve photos.index --port 1234
+  letitwag knn serve laion=photos.index other=more.index --port 1234 --workers 2
+  curl -s localhost:1234/indices-list
+  curl -s -X POST localhost:1234/knn-service -d '{"text": "a photo of a dog", "num_images": 5}'"""
+
+
+def register(subparsers) -> None:
+    parser = cli.add_command(
+        subparsers,
+        "knn",
+        help="build and serve a clip-retrieval-compatible kNN index over local images",
+        description="A kNN backend speaking clip-retrieval's REST protocol (POST /knn-service, GET /indices-list), "
+        "so `letitwag collect --source knn:URL` runs end to end offline.",
+        examples=BUILD_EXAMPLES + "\n" + SERVE_EXAMPLES,
+    )
+    commands = parser.add_subparsers(dest="knn_command", metavar="SUBCOMMAND", required=True)
+
+    build = cli.add_command(
+        commands, "build", help="embed an image folder into a faiss index (resumable)",
+        description="Embed every image under --images with --model into an exact inner-product faiss index plus "
+        "metadata (image_path, and caption/url/license from NAME.txt / NAME.json sidecars). Work is saved in "
+        "chunks: after a kill, rerun the same command to resume.",
+        examples=BUILD_EXAMPLES,
+    )
+    build.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    build.add_argument("--model", required=True, help="encoder spec, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k")
+    build.add_argument("--out", required=True, help="index directory to write")
+    build.add_argument("--batch-size", type=int, default=64, help="images per model forward")
+    build.add_argument("--chunk-size", type=int, default=1024, help="images per saved chunk (the unit of resume)")
+    build.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    build.add_argument("--precision", default="fp32", help="fp32, bf16, fp16 or amp")
+    build.add_argument("--threads", type=int, default=2, help="threads decoding images")
+    build.set_defaults(handler=_build)
+
+    serve = cli.add_command(
+        commands, "serve", help="serve indices over HTTP (clip-retrieval protocol)",
+        description="Serve one or more indices built by `letitwag knn build`, memory-mapped. Text and image queries "
+        "are embedded with each index's model; embedding_input queries need none. The flags use_safety_model, "
+        "use_violence_detector, use_mclip and aesthetic_score are accepted but not applied; responses name them "
+        "in the X-Letitwag-Unsupported header. GET /health lists indices and sizes.",
+        examples=SERVE_EXAMPLES,
+    )
+    serve.add_argument("index", nargs="+", help="index directory, or NAME=DIR to choose its indice_name")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=1234, help="TCP port")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (they share the mmapped index)")
+    serve.add_argument("--model", default=None, help="override the model spec recorded in the index")
+    serve.add_argument("--no-model", action="store_true", help="load no model: only embedding_input queries")
+    serve.add_argument("--device", default="cpu", help="torch device for query embedding")
+    serve.add_argument("--search-threads", type=int, default=1, help="faiss threads per batched search")
+    serve.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker")
+    serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024, help="largest accepted request body")
+    serve.add_argument("--max-results", type=int, default=10_000, help="largest num_images / num_result_ids")
+    serve.add_argument("--inline-images", action="store_true",
+                       help="add each result's file bytes as base64 'image' (for clients on another machine)")
+    serve.set_defaults(handler=_serve)
+
+
+def _build(args) -> int:
+    from letitwag.builders.knn.build import build_index
+
+    build_index(args.images, args.model, args.out, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                device=args.device, precision=args.precision, threads=args.threads)
+    return 0
+
+
+def _serve(args) -> int:
+    from letitwag.builders.knn.server import ServeSettings, index_names, serve
+
+    settings = ServeSettings(
+        indices=index_names(args.index),
+        model_override=args.model,
+        load_model=not args.no_model,
+        device=args.device,
+        torch_threads=args.torch_threads,
+        search_threads=args.search_threads,
+        max_body_bytes=args.max_body_bytes,
+        inline_images=args.inline_images,
+        limits={"max_results": args.max_results},
+    )
+    serve(settings, host=args.host, port=args.port, workers=args.workers,
+          log_level="info" if args.log_level == "DEBUG" else "warning")
+    return 0

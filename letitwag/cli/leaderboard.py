@@ -56,6 +56,18 @@ def _submit(args) -> int:
     return 0
 
 
+def _verify(args) -> int:
+    from letitwag.leaderboard.board import Board
+    from letitwag.leaderboard.validate import verify_board
+
+    outcomes = verify_board(Board.open(args.board))
+    problems = [problem for _, problem in outcomes if problem]
+    for problem in problems:
+        print(f"FAILED {problem}")
+    print(f"{len(outcomes) - len(problems)} of {len(outcomes)} entries verified")
+    return 1 if problems else 0
+
+
 def _build(args) -> int:
     from letitwag.leaderboard.board import Board
     from letitwag.leaderboard.site import build_site
@@ -77,6 +89,7 @@ def register(subparsers) -> None:
         examples="  letitwag leaderboard init --board board/ --reference runs/vit-b-32/\n"
         "  letitwag leaderboard validate runs/my-model/ --board board/\n"
         "  letitwag leaderboard add runs/my-model/ --board board/\n"
+        "  letitwag leaderboard verify --board board/\n"
         "  letitwag leaderboard build --board board/ --out site/\n"
         "  letitwag leaderboard build --out site/          # the paper's 40 models only",
     )
@@ -121,6 +134,14 @@ def register(subparsers) -> None:
                                  help="Hugging Face token (default: the one saved by `hf auth login` or HF_TOKEN)")
             command.add_argument("--endpoint", default=None, help="Hub endpoint URL (default: huggingface.co)")
         command.set_defaults(handler=handler)
+
+    verify = cli.add_command(
+        commands, "verify", help="re-check every stored entry (all metrics recomputed, files unchanged)",
+        description="Runs every validate check on every entry of the board and compares the files with the "
+        "hashes recorded when they were added. Exit 0 when all pass, 1 when any fails (one line each).",
+        examples="  letitwag leaderboard verify --board board/")
+    verify.add_argument("--board", required=True, type=Path, help="board folder")
+    verify.set_defaults(handler=_verify)
 
     build = cli.add_command(
         commands, "build", help="render the board as a static site (HTML + CSS + a little JS, works from file://)",

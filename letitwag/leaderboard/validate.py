@@ -9,10 +9,11 @@ last the duplicate check. Each file is read once; what is checked is what ``add`
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from letitwag.errors import UserInputError
 from letitwag.leaderboard.board import DATASET_IDENTITY, Board, EntryKey, store_entry
 from letitwag.leaderboard.frequencies import frequency_counts_for
 from letitwag.leaderboard.predictions import check_predictions
@@ -96,8 +97,11 @@ def _not_ranked_reason(metadata: Metadata) -> str | None:
     return None
 
 
-def validate_submission(folder: str | Path, board: Board) -> ValidatedSubmission:
-    """Run every check; return the validated submission or raise ``SubmissionRejected`` (one line)."""
+def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = True) -> ValidatedSubmission:
+    """Run every check; return the validated submission or raise ``SubmissionRejected`` (one line).
+
+    ``new_entry=False`` re-checks an entry already on the board (no duplicate check against itself).
+    """
     config = board.require_config()
     folder = Path(folder)
     check_files(folder, config.limits)
@@ -121,7 +125,7 @@ def validate_submission(folder: str | Path, board: Board) -> ValidatedSubmission
                                           frequency_counts=counts)
     compare_metrics(claimed, recomputed, config.tolerance, str(results_path))
 
-    if key.normalised() in board.keys():
+    if new_entry and key.normalised() in board.keys():
         raise SubmissionRejected(f"duplicate submission: {key.model} (revision {key.revision}, {key.precision}, "
                                  f"prompts {key.prompt_set}) is already on the board")
     return ValidatedSubmission(folder=folder, results=results, metadata=metadata, key=key, file_hashes=hashes,
@@ -133,3 +137,29 @@ def add_submission(folder: str | Path, board: Board) -> tuple[ValidatedSubmissio
     validated = validate_submission(folder, board)
     stored = store_entry(board, validated.folder, validated.key, validated.file_hashes, validated.record())
     return validated, stored
+
+
+def verify_board(board: Board) -> list[tuple[Path, str | None]]:
+    """Re-run every check on every stored entry, and compare its files with the recorded hashes.
+
+    Why: the board is a repository anyone can clone; this is how anyone confirms that every
+    number on it still follows from the stored predictions. Returns (entry folder, problem or None).
+    """
+    from letitwag.leaderboard.board import read_entry
+
+    outcomes: list[tuple[Path, str | None]] = []
+    for folder in board.entry_folders():
+        try:
+            validated = validate_submission(folder, board, new_entry=False)
+            record = read_entry(folder)["verification"]
+            if record.get("sha256") != validated.file_hashes:
+                raise SubmissionRejected(f"{folder}: files differ from the ones verified on "
+                                         f"{record.get('verified_at')}")
+            if record.get("key") != asdict(validated.key):
+                raise SubmissionRejected(f"{folder}: stored key {short_repr(record.get('key'))} differs from "
+                                         "the files'")
+        except UserInputError as error:
+            outcomes.append((folder, str(error)))
+        else:
+            outcomes.append((folder, None))
+    return outcomes

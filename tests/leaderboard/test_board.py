@@ -135,3 +135,24 @@ def test_cli_init_add_build(_templates: Path, submission: Path, tmp_path: Path, 
     assert main(["leaderboard", "build", "--board", str(board), "--out", str(tmp_path / "site")]) == 0
     exported = json.loads((tmp_path / "site" / "board.json").read_text())
     assert exported["title"] == "Test board" and [e["name"] for e in exported["entries"]] == ["Synthetic ViT-S-32"]
+
+
+def test_verify_reruns_every_check_on_stored_entries(board_dir: Path, submission: Path, capsys) -> None:
+    _, stored = add_submission(submission, Board.open(board_dir))
+    assert main(["leaderboard", "verify", "--board", str(board_dir)]) == 0
+    assert "1 of 1 entries verified" in capsys.readouterr().out
+    results = json.loads((stored / "results.json").read_text())
+    results["metrics"]["top1"] += 0.05  # someone edits the board repo by hand
+    (stored / "results.json").write_text(json.dumps(results))
+    assert main(["leaderboard", "verify", "--board", str(board_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "metrics.top1 claims" in out and "0 of 1 entries verified" in out
+
+
+def test_verify_notices_files_changed_since_they_were_verified(board_dir: Path, submission: Path) -> None:
+    from letitwag.leaderboard.validate import verify_board
+
+    _, stored = add_submission(submission, Board.open(board_dir))
+    (stored / "submission.json").write_text((stored / "submission.json").read_text() + "\n")
+    [(folder, problem)] = verify_board(Board.open(board_dir))
+    assert folder == stored and "files differ from the ones verified" in problem

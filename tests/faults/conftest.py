@@ -228,8 +228,19 @@ def uninterrupted_curation(candidates_dir, tmp_path_factory) -> dict[str, bytes]
 
 
 def curated_outputs(out: Path) -> dict[str, bytes]:
-    """The curated manifest, its reports and the images it wrote (everything but the resume records)."""
-    return {name: data for name, data in files_below(out).items() if not name.startswith("_work")}
+    """The curated manifest, its reports and the images it wrote (not the resume records, not the
+    temporary files a killed atomic write leaves: see ``leftover_temporaries``)."""
+    return {name: data for name, data in files_below(out).items()
+            if not name.startswith("_work") and not is_temporary(Path(name))}
+
+
+def is_temporary(path: Path) -> bool:
+    """The name ``letitwag.io.atomic_path`` gives a file before it is complete."""
+    return path.name.startswith(".") and path.suffix == ".tmp"
+
+
+def leftover_temporaries(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob(".*.tmp"))
 
 
 def validation_chunks(out: Path) -> list[Path]:

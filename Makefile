@@ -6,9 +6,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: env demo test bench clean
+.PHONY: env browser demo test bench clean
 
 env: $(STAMP)
+
+# The leaderboard's browser test drives Debian's Chromium with npm's playwright-core.
+BROWSER_STAMP := tests/leaderboard/browser/node_modules/.installed
+browser: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): tests/leaderboard/browser/package-lock.json
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null)
+	npm ci --silent --prefix tests/leaderboard/browser
+	touch $(BROWSER_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: env
 	$(BIN)/letitwag demo --out demo-out
 
-test: env
+test: env browser
 	$(BIN)/python -m pytest -q
 
 bench: env

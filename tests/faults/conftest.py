@@ -286,6 +286,17 @@ def eval_dataset(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """In-process torch work on a shared 2-core machine: one intra-op thread avoids spin-wait slowdowns."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def eval_argv(model: str, dataset: Path, out: Path, cache: Path | None) -> list[str]:
     argv = ["evaluate", "--model", model, "--dataset", str(dataset), "--out", str(out), "--workers", "0",
             "--batch-size", "2", "--chunk-size", str(EVAL_CHUNK), "--bootstrap-samples", "20", "--prompts", "simple"]
@@ -294,7 +305,7 @@ def eval_argv(model: str, dataset: Path, out: Path, cache: Path | None) -> list[
 
 def eval_env(spec: str, delay: float) -> dict:
     """Environment for ``python:fault_models:throttled`` (the tiny model, ``delay`` s per image batch)."""
-    return dict(os.environ, LETITWAG_FAULT_SPEC=spec, LETITWAG_FAULT_DELAY=str(delay),
+    return dict(os.environ, LETITWAG_FAULT_SPEC=spec, LETITWAG_FAULT_DELAY=str(delay), OMP_NUM_THREADS="1",
                 PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
 
 

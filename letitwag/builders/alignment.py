@@ -13,7 +13,10 @@ intersected). Its misalignment measure asks how many image-text pairs have nothi
   size (its headline figure) and against the "extracted" size, max(#samples with a caption
   concept, #samples with an image concept); both are written here.
 
-Both computations run as Arrow joins, so they scale with the postings, not with Python loops.
+Both computations turn every (sample, concept) posting into one int64 key (sample code x number
+of concepts + concept code, codes from Arrow hash lookups) and then work on sorted integer
+arrays (sort, ``intersect1d``, ``bincount``): no Python loop over samples, and
+duplicate postings in hand-made files count once. Memory is about 40 bytes per posting.
 Inputs are an output directory of ``letitwag frequency count --postings`` / ``tag-images``
 (holding ``text_postings.parquet`` / ``image_postings.parquet`` and, beside them, the
 frequency tables that say which concepts were searched) or a postings parquet file directly.
@@ -26,6 +29,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -101,21 +105,56 @@ def load_side(spec: str | Path, kind: str) -> PostingsSide:
     else:
         table_path = None
     postings = read_postings(postings_path)
-    # Postings are defined without duplicates; de-duplicate anyway so hand-made files count right.
-    postings = postings.group_by(["sample_id", "concept_id"]).aggregate([])
-    nulls = postings.num_rows - postings.drop_null().num_rows
+    nulls = postings["sample_id"].null_count + postings["concept_id"].null_count
     if nulls:
         raise UserInputError(f"{postings_path}: {nulls} postings row(s) with a null sample_id or concept_id; drop them")
     return PostingsSide(kind, postings_path, postings, table_path, table)
 
 
-def _restrict(postings: pa.Table, concept_ids: list[str]) -> pa.Table:
-    return postings.filter(pc.is_in(postings["concept_id"], value_set=pa.array(concept_ids, pa.string())))
+@dataclass
+class PairKeys:
+    """Both sides' postings as sorted unique int64 keys ``sample_code * width + concept_code``."""
+
+    text: np.ndarray
+    image: np.ndarray
+    width: int
+
+    def matched(self) -> np.ndarray:
+        """Keys of (sample, concept) pairs present on both sides."""
+        return np.intersect1d(self.text, self.image, assume_unique=True)
+
+    def samples(self, keys: np.ndarray) -> np.ndarray:
+        return _sorted_unique(keys // self.width)
 
 
-def _matched_pairs(text: pa.Table, image: pa.Table) -> pa.Table:
-    """(sample, concept) pairs present on both sides."""
-    return text.join(image, keys=["sample_id", "concept_id"], join_type="inner")
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort + neighbour compare: several times faster than numpy 2's hash unique here)."""
+    ordered = np.sort(values)
+    if ordered.size == 0:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+
+
+def _both(text: pa.Table, image: pa.Table, column: str) -> pa.Array:
+    """One column of both sides as a single array (large_string: no 2 GB offset limit)."""
+    chunks = text[column].chunks + image[column].chunks
+    return pa.chunked_array(chunks, pa.string()).cast(pa.large_string()).combine_chunks()
+
+
+def _pair_keys(text: pa.Table, image: pa.Table, concept_ids: list[str]) -> PairKeys:
+    """Encode both postings against one concept universe; postings outside it are dropped.
+
+    Sample codes come from one dictionary encoding of both sides' ids together (one hash pass),
+    so equal ids get equal codes on both sides.
+    """
+    width = max(len(concept_ids), 1)
+    samples = _both(text, image, "sample_id").dictionary_encode().indices.to_numpy().astype(np.int64)
+    universe = pa.array(concept_ids, pa.large_string())
+    concepts = pc.index_in(_both(text, image, "concept_id"), value_set=universe).fill_null(-1).to_numpy()
+    keys = samples * width + concepts
+    inside = concepts >= 0
+    split = text.num_rows
+    return PairKeys(_sorted_unique(keys[:split][inside[:split]]), _sorted_unique(keys[split:][inside[split:]]), width)
 
 
 def _concept_universe(
@@ -159,10 +198,9 @@ def matched_table(
     """Per-concept |text sample ids ∩ image sample ids| as a ``matched`` frequency table."""
     text, image = load_side(text_spec, "text"), load_side(image_spec, "image")
     universe, report = _concept_universe(text, image, concepts)
-    pairs = _matched_pairs(_restrict(text.postings, universe.ids), _restrict(image.postings, universe.ids))
-    grouped = pairs.group_by("concept_id").aggregate([("sample_id", "count")])
-    found = dict(zip(grouped["concept_id"].to_pylist(), grouped["sample_id_count"].to_pylist()))
-    counts = [found.get(concept_id, 0) for concept_id in universe.ids]
+    keys = _pair_keys(text.postings, image.postings, universe.ids)
+    matched = keys.matched()
+    counts = np.bincount(matched % keys.width, minlength=len(universe)).tolist()
     provenance = {
         "tool": f"letitwag {__version__}",
         "command": "frequency match",
@@ -170,16 +208,12 @@ def matched_table(
         "inputs": {"text": text.describe(), "image": image.describe()},
         "parameters": {"concepts": universe.name or "union of both sides", "num_concepts": len(universe)},
         "concept_coverage": report,
-        "matched_pairs": pairs.num_rows,
+        "matched_pairs": int(matched.size),
     }
     corpus_name = corpus or text.corpus() or image.corpus() or "unknown"
     size = text.corpus_size() or image.corpus_size()
-    logger.info("matched %d (sample, concept) pairs over %d concepts", pairs.num_rows, len(universe))
+    logger.info("matched %d (sample, concept) pairs over %d concepts", matched.size, len(universe))
     return FrequencyTable.from_counts(universe, counts, None, corpus_name, "matched", size, provenance)
-
-
-def _samples(postings: pa.Table) -> pa.Array:
-    return pc.unique(postings["sample_id"])
 
 
 def misalignment(
@@ -197,24 +231,22 @@ def misalignment(
     text, image = load_side(text_spec, "text"), load_side(image_spec, "image")
     text_universe, image_universe = text.concept_universe(), image.concept_universe()
     if concepts is not None:
-        common: list[str] | None = concepts.ids
+        common = concepts.ids
         scope = f"concept list {concepts.name or '<given>'}"
     elif text_universe is not None and image_universe is not None:
         image_set = set(image_universe)
         common = [c for c in text_universe if c in image_set]
         scope = "concepts searched by both sides (from their tables)"
     else:
-        common = None
+        both = pa.chunked_array(text.postings["concept_id"].chunks + image.postings["concept_id"].chunks, pa.string())
+        common = pc.unique(both).to_pylist()
         scope = "concepts as found in the postings (no tables beside them)"
-    text_postings, image_postings = text.postings, image.postings
-    if common is not None:
-        text_postings, image_postings = _restrict(text_postings, common), _restrict(image_postings, common)
-
-    text_samples, image_samples = _samples(text_postings), _samples(image_postings)
-    candidates = pc.sum(pc.is_in(text_samples, value_set=image_samples)).as_py() or 0
-    aligned = len(_samples(_matched_pairs(text_postings, image_postings)))
+    keys = _pair_keys(text.postings, image.postings, common)
+    text_samples, image_samples = keys.samples(keys.text), keys.samples(keys.image)
+    candidates = int(np.intersect1d(text_samples, image_samples, assume_unique=True).size)
+    aligned = int(keys.samples(keys.matched()).size)
     misaligned = candidates - aligned
-    extracted = max(len(text_samples), len(image_samples))
+    extracted = int(max(text_samples.size, image_samples.size))
 
     if corpus_size is not None:
         if corpus_size <= 0:
@@ -243,12 +275,12 @@ def misalignment(
         "corpus_size_source": size_source,
         "degree_extracted_size": misaligned / extracted if extracted else 0.0,
         "corpus_size_extracted": extracted,
-        "samples_with_text_concepts": len(text_samples),
-        "samples_with_image_concepts": len(image_samples),
+        "samples_with_text_concepts": int(text_samples.size),
+        "samples_with_image_concepts": int(image_samples.size),
         "samples_with_both": candidates,
         "aligned_samples": aligned,
         "concept_scope": scope,
-        "num_concepts": len(common) if common is not None else None,
+        "num_concepts": len(common),
         "definition": "a sample with >=1 caption concept and >=1 image concept is misaligned when the two sets "
         "share none; degree = misaligned / corpus_size (a fraction, not a percent)",
         "tool": f"letitwag {__version__}",

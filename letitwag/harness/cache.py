@@ -33,7 +33,7 @@ def model_identity(encoder) -> str:
     """Everything that changes the features: weights identity, precision, device type, transform."""
     meta = encoder.metadata()
     keep = ("spec", "adapter", "name", "pretrained", "resolved_checkpoint", "revision",
-            "checkpoint_bytes", "checkpoint_mtime_ns", "library_version")
+            "checkpoint_bytes", "checkpoint_mtime_ns", "init_seed", "library_version")
     return digest({
         "version": CACHE_VERSION,
         "model": {k: meta.get(k) for k in keep},

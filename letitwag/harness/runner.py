@@ -36,6 +36,9 @@ def evaluate(options: EvaluationOptions) -> dict:
         raise UserInputError("--batch-size and --chunk-size must be >= 1 and --workers >= 0")
     started, clock = _now(), time.perf_counter()
     device = options.resolved_device()
+    import torch
+
+    torch.manual_seed(options.seed)  # random-weight models are then reproducible from the seed
     loader = load_encoder if task.loads == "encoder" else load_generator
     model = loader(options.model, device=device, precision=options.precision, trust_remote_code=options.trust_remote_code)
     fields, predictions = task.run(options, model)

@@ -54,7 +54,13 @@ class OpenClipEncoder(Encoder):
             pretrained = str(Path(pretrained).expanduser())
             if not Path(pretrained).is_file():
                 raise UserInputError(f"model spec {spec.raw!r}: checkpoint {pretrained} does not exist")
+        self.init_seed = None
         if pretrained is None and not spec.name.startswith(("hf-hub:", "local-dir:")):
+            import torch
+
+            # Random weights come from torch's global generator: recording its seed makes them
+            # reproducible (and cacheable) when the caller seeds right before loading, as the harness does.
+            self.init_seed = torch.initial_seed()
             logger.warning("%s: no pretrained weights given, using RANDOM weights (plumbing test only)", spec.raw)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
@@ -102,5 +108,6 @@ class OpenClipEncoder(Encoder):
             **self._weights,
             "random_weights": bool(random or card.get("random_weights", False)),
             "plumbing_model": bool(card.get("plumbing_model", False)),
+            "init_seed": self.init_seed,
             "library_version": open_clip.__version__,
         }

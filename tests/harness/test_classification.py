@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CLASS_IDS, make_dataset, write_hub_layout
+from dataset_helpers import CLASS_IDS, make_dataset, write_hub_layout
 from letitwag.cli import main
 from letitwag.errors import UserInputError
 from letitwag.harness import EvaluationOptions, evaluate

@@ -35,6 +35,7 @@ Used only by tests and ``benchmarks/bench_frequency.py``; nothing in the engine 
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Iterable, Sequence
 
@@ -123,6 +124,17 @@ class LemmatizeThenMatch:
         return documents
 
 
+@functools.lru_cache(maxsize=1)
+def _blank_english_with_lookup_lemmas():
+    """``spacy.blank("en")`` + the lookup lemmatizer (tables from ``spacy-lookups-data``)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.initialize()
+    return nlp
+
+
 class SpacyInvertedIndex:
     """The paper's inverted-index counting with spaCy (see the module docstring)."""
 
@@ -133,11 +145,7 @@ class SpacyInvertedIndex:
         drop_unknown_words: bool = False,
         spacy_tokenizer: bool = False,
     ) -> None:
-        import spacy
-
-        self.nlp = spacy.blank("en")
-        self.nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
-        self.nlp.initialize()
+        self.nlp = _blank_english_with_lookup_lemmas()
         self.drop_unknown_words = drop_unknown_words
         self.spacy_tokenizer = spacy_tokenizer
         self.n_concepts = len(concepts)

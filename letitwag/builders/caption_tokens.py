@@ -121,6 +121,10 @@ def _string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) 
     for chunk in chunks:
         if pa.types.is_null(chunk.type):
             chunk = pa.array([None] * len(chunk), type=pa.string())
+        elif pa.types.is_string_view(chunk.type) or (
+            pa.types.is_dictionary(chunk.type) and pa.types.is_string(chunk.type.value_type)
+        ):
+            chunk = chunk.cast(pa.string())
         elif not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             raise TypeError(f"captions must be strings, got an Arrow column of type {chunk.type}")
         if chunk.null_count:

@@ -109,3 +109,13 @@ def test_invalid_utf8_bytes_are_replaced_not_fatal():
     tokens = tokenize(array, TokenVocabulary({"dog": 0, "hot": 1, "café": 2}))
     order = np.lexsort((tokens.positions, tokens.rows))
     assert list(zip(tokens.rows[order].tolist(), tokens.word_ids[order].tolist())) == [(0, 0), (0, 2), (1, 1), (1, 0)]
+
+
+def test_string_views_dictionaries_and_empty_chunked_arrays():
+    captions = ["Dogs", None, "a dog"]
+    vocabulary = TokenVocabulary({"dog": 0, "dogs": 1})
+    plain = tokenize(captions, vocabulary)
+    for array in (pa.array(captions, pa.string_view()), pa.array(captions).dictionary_encode()):
+        other = tokenize(array, vocabulary)
+        assert other.rows.tolist() == plain.rows.tolist() and other.word_ids.tolist() == plain.word_ids.tolist()
+    assert len(tokenize(pa.chunked_array([], pa.string()), vocabulary).rows) == 0

@@ -325,3 +325,24 @@ def test_serve_embedding_only_without_a_model_and_two_workers(built_index):
         refused = post(url, {"text": "a dog"})
         assert refused.status_code == 400 and "without its model" in refused.json()["error"]
         assert os.path.basename(str(built_index["index"])) in httpx.get(f"{url}/indices-list").json()
+
+
+def test_collect_runs_end_to_end_against_the_served_index(server, built_index, tmp_path):
+    from letitwag.builders.collect import CollectOptions, collect
+    from letitwag.builders.manifest import read_candidates
+    from letitwag.concepts import Concept, ConceptList
+    from letitwag.io import file_sha256
+
+    concepts = ConceptList([Concept("A300B4"), Concept("Harriss_Hawk")], "e2e")
+    options = CollectOptions(knn_num_images=5, knn_deduplicate=False, knn_templates="ensemble", knn_max_templates=2)
+    out = collect(concepts, [f"knn:{server}"], tmp_path / "candidates", options)
+    rows = read_candidates(out).table.to_pylist()
+    per_concept = {c: [r for r in rows if r["concept_id"] == c] for c in concepts.ids}
+    assert all(5 <= len(found) <= 10 for found in per_concept.values())  # union of two prompts' top 5
+    images = built_index["images"].resolve()
+    for row in rows:
+        path = Path(row["image"]["path"])
+        assert path.is_relative_to(images) and row["sha256"] == file_sha256(path)
+        assert row["source"] == "knn" and row["similarity"] is not None
+    provenance = json.loads((out / "candidates.provenance.json").read_text())
+    assert provenance["sources"][0]["indices"] == ["local"]

@@ -71,6 +71,11 @@ class OpenClipEncoder(Encoder):
                 weights_only=True,
             )
         except RuntimeError as error:
+            if "Failed to download" in str(error):
+                raise UserInputError(
+                    f"model spec {spec.raw!r}: cannot download the weights ({str(error).splitlines()[0][:300]}); "
+                    "check the network or give a local checkpoint (open_clip:ARCH/PATH)"
+                ) from None
             if "state_dict" in str(error) or "size mismatch" in str(error):
                 first = str(error).strip().splitlines()[0]
                 raise UserInputError(

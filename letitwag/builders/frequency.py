@@ -38,7 +38,7 @@ from letitwag.concepts import ConceptList, load_concepts
 from letitwag.engine.executors import make_executor
 from letitwag.engine.run import iter_partials, merged, run_shards
 from letitwag.engine.shards import Shard, fingerprint, shard_key
-from letitwag.engine.store import ShardStore
+from letitwag.engine.store import ShardStore, write_failure_reason
 from letitwag.errors import UserInputError
 from letitwag.io import atomic_path
 from letitwag.postings import POSTINGS_SCHEMA
@@ -198,7 +198,10 @@ def count_text(
     empty = TextPartial(np.zeros(len(concepts), np.int64), np.zeros(len(concepts), np.int64))
     total = merged(store, shards, decode, TextPartial.merge) if shards else empty
     name = corpus_name or _default_corpus_name(captions)
-    postings_path = _write_postings(out_dir / POSTINGS_NAME, store, shards, concepts) if postings else None
+    try:
+        postings_path = _write_postings(out_dir / POSTINGS_NAME, store, shards, concepts) if postings else None
+    except OSError as error:
+        raise _output_error(out_dir / POSTINGS_NAME, error) from None
     finished = datetime.datetime.now(datetime.timezone.utc)
     provenance = {
         "tool": "letitwag",
@@ -220,10 +223,19 @@ def count_text(
     }
     table = FrequencyTable.from_counts(concepts, total.documents.tolist(), total.occurrences.tolist(), name, "text",
                                        total.rows, provenance)
-    path = table.write(out_dir / TABLE_NAME)
+    try:
+        path = table.write(out_dir / TABLE_NAME)
+    except OSError as error:
+        raise _output_error(out_dir / TABLE_NAME, error) from None
     logger.info("wrote %s: %d concepts, %d samples, %d shard(s) computed, %d reused", path, len(concepts),
                 total.rows, len(report.computed), len(report.reused))
     return table
+
+
+def _output_error(path: Path, error: OSError) -> UserInputError:
+    """A failed final write (disk full, ...) as one line: the atomic writer left the old file, if any."""
+    return UserInputError(f"{path}: cannot write it ({write_failure_reason(error)}); free space or fix permissions "
+                          "and rerun the same command: finished shards are kept")
 
 
 def _default_corpus_name(captions: Sequence[str | Path]) -> str:

@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 MARKER_FORMAT = "letitwag.shard-marker/1"
 
 
+def write_failure_reason(error: OSError) -> str:
+    """A few words for a failed write: "disk full" for ENOSPC, else the system's reason."""
+    return "disk full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+
+
 class ShardStore:
     """Partials and completion markers of one job under ``root``."""
 
@@ -72,10 +77,9 @@ class ShardStore:
             atomic_write_json(self.marker_path(shard.key), marker)
         except OSError as error:
             self.marker_path(shard.key).unlink(missing_ok=True)
-            what = "disk full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
             raise UserInputError(
-                f"{self.root}: cannot store shard {shard.key} ({what}); free space or fix permissions and "
-                "rerun the same command: finished shards are kept"
+                f"{self.root}: cannot store shard {shard.key} ({write_failure_reason(error)}); free space or fix "
+                "permissions and rerun the same command: finished shards are kept"
             ) from None
 
     @contextlib.contextmanager

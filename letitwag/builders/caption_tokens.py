@@ -48,6 +48,7 @@ for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
 # For text already normalised by ``normalize_text``: only the space separates tokens.
 _NORMALIZED_TABLE = np.arange(256, dtype=np.uint8)
 _NORMALIZED_TABLE[ord(" ")] = 0
+_ASCII_TABLE, _NORMALIZED_TABLE = _ASCII_TABLE.tobytes(), _NORMALIZED_TABLE.tobytes()
 
 
 def _pack_words(text: bytes, n_words: int) -> list[int]:
@@ -150,7 +151,8 @@ def _token_bounds(offsets: np.ndarray, text: np.ndarray, size: int) -> tuple[np.
 
     One ``diff`` finds every word/separator transition (they alternate start, end, ...). Rows
     are concatenated in the buffer, so a word ending a row and a word starting the next one
-    would fuse: those few row starts are split afterwards.
+    would fuse: those row starts are split afterwards (callers that end every row with a
+    separator have none).
     """
     is_word = (text[: size + 2] != 0).view(np.int8)
     transitions = np.flatnonzero(np.diff(is_word))
@@ -164,14 +166,14 @@ def _token_bounds(offsets: np.ndarray, text: np.ndarray, size: int) -> tuple[np.
     return starts, ends
 
 
-def _byte_tokens(offsets: np.ndarray, data: np.ndarray, table: np.ndarray, vocabulary: TokenVocabulary):
+def _byte_tokens(offsets: np.ndarray, data: np.ndarray, table: bytes, vocabulary: TokenVocabulary):
     """(row, position, word id) of the vocabulary tokens of the rows, and the size of the
     position range used. ``table`` maps each byte to itself (lower-cased) or to 0 for a
     separator. Positions are token index + row: adjacent words of a row differ by exactly 1,
     words of different rows by more."""
     size = len(data)
-    text = np.zeros(size + 2 + vocabulary.n_words * _WORD_BYTES, dtype=np.uint8)
-    np.take(table, data, out=text[1 : size + 1])
+    padded = b"".join((b"\0", data.tobytes(), bytes(1 + vocabulary.n_words * _WORD_BYTES)))
+    text = np.frombuffer(padded.translate(table), dtype=np.uint8)  # bytes.translate: ~5x np.take
     starts, ends = _token_bounds(offsets, text, size)
     rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(np.searchsorted(starts, offsets)))
     lengths = ends - starts
@@ -291,7 +293,9 @@ def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabu
     row_base = 0
     ordinal_base = 0
     for chunk in _string_chunks(captions):
-        offsets, data = _offsets_and_data(chunk)
+        # a space after every caption: words of neighbouring captions can then never fuse
+        spaced = pc.binary_join_element_wise(chunk, pa.scalar(" ", chunk.type), pa.scalar("", chunk.type))
+        offsets, data = _offsets_and_data(spaced)
         is_ascii = pc.string_is_ascii(chunk).to_numpy(zero_copy_only=False)
         for start, stop in _row_ranges(offsets):
             piece_offsets = offsets[start : stop + 1] - offsets[start]

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from letitwag.builders.tagging import Tagger, tag_images
-from letitwag.builders.tagging.readers import decode_image, plan_shards, webdataset_key
+from letitwag.builders.tagging.readers import decode_image, plan_shards, read_shard, webdataset_key
 from letitwag.concepts import Concept, ConceptList
 from letitwag.engine.executors import LocalExecutor
 from letitwag.errors import UserInputError
@@ -276,6 +276,16 @@ def test_parquet_column_errors(tmp_path):
         plan_shards([str(path)])
     with pytest.raises(UserInputError, match="no id column 'key'"):
         plan_shards([str(path)], image_column="caption", id_column="key")
+
+
+def test_input_broken_after_planning_is_a_one_line_error(tmp_path):
+    path = tmp_path / "images.parquet"
+    pq.write_table(pa.table({"jpg": [_png((1, 2, 3))] * 4}), path)
+    (shard,) = plan_shards([str(path)])
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(UserInputError, match="cannot read rows 0-4") as error:
+        list(read_shard(shard))
+    assert "\n" not in str(error.value)
 
 
 def test_decode_reasons():

@@ -240,9 +240,22 @@ def _plan_hf(fmt: str, location: str, shard_size: int, image_column: str | None,
 # --- reading --------------------------------------------------------------------------------
 
 def read_shard(shard: ImageShard) -> Iterator[ImageRecord]:
-    """The records of one shard, in a fixed order."""
+    """The records of one shard, in a fixed order.
+
+    A bad image is a record with an error (a counted skip); a file that cannot be read at all
+    (changed or corrupted since planning) stops the shard with a one-line error naming it, and
+    the shards already finished are kept.
+    """
+    import pyarrow as pa
+
     readers = {"folder": _read_folder, "tar": _read_tar, "parquet": _read_parquet, "hf": _read_hf, "hf-disk": _read_hf}
-    return readers[shard.kind](shard)
+    try:
+        yield from readers[shard.kind](shard)
+    except (OSError, pa.ArrowException) as error:
+        raise UserInputError(
+            f"{shard.source}: cannot read rows {shard.start}-{shard.stop} ({_one_line(error)}); fix or remove the "
+            "input and rerun: finished shards are kept"
+        ) from None
 
 
 def _read_folder(shard: ImageShard) -> Iterator[ImageRecord]:

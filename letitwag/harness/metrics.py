@@ -1,7 +1,8 @@
 """Classification metrics from per-sample predictions, shared by the harness and the leaderboard.
 
 Definitions match CLIP_benchmark's: top-k accuracy = fraction of samples whose true class is
-among the k best-scored classes (k = min(5, number of classes) for "top5"); mean per-class
+among the k best-scored classes ("top5" is null with fewer than 5 classes, where CLIP_benchmark
+reports NaN); mean per-class
 recall = balanced accuracy = the mean, over classes that have samples, of the fraction of that
 class's samples predicted top-1 correctly. Confidence intervals come from a seeded percentile
 bootstrap over samples, so the same predictions always give the same numbers.
@@ -42,11 +43,11 @@ def _validate(labels: np.ndarray, topk_ids: np.ndarray, num_classes: int) -> tup
     return labels, topk_ids
 
 
-def _top1_and_topk_hits(labels: np.ndarray, topk_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample booleans: top-1 correct, true class among the first ``k`` predictions."""
+def _topk_hits(labels: np.ndarray, topk_ids: np.ndarray, k: int) -> np.ndarray:
+    """Per-sample booleans: the true class is among the first ``k`` predictions."""
     if topk_ids.shape[1] < k:
         raise UserInputError(f"predictions: need {k} predicted ids per sample for top-{k}, got {topk_ids.shape[1]}")
-    return topk_ids[:, 0] == labels, (topk_ids[:, :k] == labels[:, None]).any(axis=1)
+    return (topk_ids[:, :k] == labels[:, None]).any(axis=1)
 
 
 def _mean_per_class_recall(labels: np.ndarray, top1: np.ndarray, num_classes: int) -> float:
@@ -57,8 +58,8 @@ def _mean_per_class_recall(labels: np.ndarray, top1: np.ndarray, num_classes: in
 
 
 def bootstrap_ci(
-    labels: np.ndarray, top1: np.ndarray, topk: np.ndarray, num_classes: int, samples: int, seed: int
-) -> dict[str, list[float]]:
+    labels: np.ndarray, top1: np.ndarray, topk: np.ndarray | None, num_classes: int, samples: int, seed: int
+) -> dict[str, list[float] | None]:
     """Percentile 95% intervals of top1 / top5 / mean per-class recall over resampled samples."""
     rng = np.random.default_rng(seed)
     n = labels.shape[0]
@@ -67,12 +68,12 @@ def bootstrap_ci(
         index = rng.integers(0, n, n)
         values[draw] = (
             top1[index].mean(),
-            topk[index].mean(),
+            topk[index].mean() if topk is not None else np.nan,
             _mean_per_class_recall(labels[index], top1[index], num_classes),
         )
     low, high = np.percentile(values, [100 * (1 - CI_LEVEL) / 2, 100 * (1 + CI_LEVEL) / 2], axis=0)
     names = ("top1", "top5", "mean_per_class_recall")
-    return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
+    return {name: None if np.isnan(low[i]) else [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
 def bundled_frequency_counts(count_type: str = "matched") -> dict[str, dict[str, int]]:
@@ -156,8 +157,8 @@ def classification_metrics(
     """
     num_classes = len(class_names)
     labels, topk_ids = _validate(labels, topk_ids, num_classes)
-    k = min(TOP_K, num_classes)
-    top1, topk = _top1_and_topk_hits(labels, topk_ids, k)
+    top1 = topk_ids[:, 0] == labels
+    topk = _topk_hits(labels, topk_ids, TOP_K) if num_classes >= TOP_K else None
     support = np.bincount(labels, minlength=num_classes)
     hits = np.bincount(labels, weights=top1, minlength=num_classes)
     per_class = {class_names[c]: float(hits[c] / support[c]) for c in range(num_classes) if support[c] > 0}
@@ -169,8 +170,7 @@ def classification_metrics(
         "num_samples": int(labels.shape[0]),
         "num_classes_with_samples": len(per_class),
         "top1": float(top1.mean()),
-        "top5": float(topk.mean()),
-        "top5_k": k,
+        "top5": float(topk.mean()) if topk is not None else None,
         "mean_per_class_recall": _mean_per_class_recall(labels, top1, num_classes),
         "bootstrap": {"samples": bootstrap_samples, "seed": seed, "level": CI_LEVEL},
         "per_class_accuracy": per_class,

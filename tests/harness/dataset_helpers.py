@@ -3,7 +3,7 @@
 import io
 from pathlib import Path
 
-CLASS_IDS = ["Harriss_Hawk", "A300B4", "eastern_hog-nosed_snake"]
+CLASS_IDS = ["Harriss_Hawk", "A300B4", "eastern_hog-nosed_snake", "Acadian_Flycatcher", "A310", "Affenpinscher"]
 
 
 def png(colour, size=(24, 20)) -> bytes:
@@ -21,7 +21,7 @@ def make_dataset(rows: int = 12, corrupt_rows=(), with_label=True):
     images, labels = [], []
     for i in range(rows):
         label = i % len(CLASS_IDS)
-        colour = (40 + 70 * label, (37 * i) % 255, 200 - 60 * label)
+        colour = (40 + 40 * label, (37 * i) % 255, 220 - 35 * label)
         data = b"this is not an image" if i in corrupt_rows else png(colour, (20 + i, 18 + label))
         images.append({"bytes": data, "path": None})
         labels.append(label)

@@ -61,12 +61,13 @@ def test_bootstrap_is_deterministic_per_seed():
     assert first["ci95"] != other["ci95"]
 
 
-def test_top5_with_fewer_classes_uses_all_classes():
+def test_top5_is_null_with_fewer_than_five_classes_like_clip_benchmark():
     metrics = classification_metrics(
         np.array([0, 1, 2]), np.array([[1, 2, 0], [1, 0, 2], [0, 1, 2]]), ["a", "b", "c"],
-        bootstrap_samples=0, frequency_counts={},
+        bootstrap_samples=20, frequency_counts={},
     )
-    assert metrics["top5_k"] == 3 and metrics["top5"] == 1.0 and metrics["top1"] == pytest.approx(1 / 3)
+    assert metrics["top5"] is None and metrics["ci95"]["top5"] is None
+    assert metrics["top1"] == pytest.approx(1 / 3) and metrics["ci95"]["top1"] is not None
 
 
 def test_bundled_paper_counts_are_the_default():

@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from letitwag.errors import UserInputError
 from letitwag.harness.options import EvaluationOptions
 from letitwag.harness.results import RESULTS_FORMAT, environment, write_run
 from letitwag.harness.tasks import get_task
@@ -31,12 +32,13 @@ def evaluate(options: EvaluationOptions) -> dict:
     task = get_task(options.task)
     check_precision(options.precision)
     if options.batch_size < 1 or options.workers < 0 or options.chunk_size < 1:
-        from letitwag.errors import UserInputError
-
         raise UserInputError("--batch-size and --chunk-size must be >= 1 and --workers >= 0")
     started, clock = _now(), time.perf_counter()
     device = options.resolved_device()
     import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserInputError(f"--device {device}: no CUDA device is available here; use --device cpu")
 
     torch.manual_seed(options.seed)  # random-weight models are then reproducible from the seed
     loader = load_encoder if task.loads == "encoder" else load_generator

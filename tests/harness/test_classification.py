@@ -178,6 +178,8 @@ def test_transformers_model_through_the_harness(tmp_path, hub_dataset):
     "argv, message",
     [
         (["--task", "t2i"], "not yet implemented"),
+        pytest.param(["--device", "cuda"], "no CUDA device", marks=pytest.mark.skipif(
+            __import__("torch").cuda.is_available(), reason="checks the error on machines without CUDA")),
         (["--prompts", "missing-templates.txt"], "not a bundled set"),
         (["--split", "validation"], "no split 'validation'; it has: test"),
         (["--image-column", "nope"], "no column 'nope'"),

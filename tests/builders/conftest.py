@@ -6,6 +6,7 @@ Keep edits additive: several test modules use these.
 from __future__ import annotations
 
 import io
+import types
 
 import numpy as np
 import pyarrow as pa
@@ -92,3 +93,10 @@ def faulty_candidates(tmp_path):
     add("cat/rotated", "cat", encode(smooth_image(34), exif=exif.tobytes()), None)
     build_candidates(directory, rows)
     return directory, fate
+
+
+@pytest.fixture
+def image_tools():
+    """The helpers above, as a fixture (test modules must not ``import conftest``: every test
+    folder has one and the name is ambiguous when the whole suite runs)."""
+    return types.SimpleNamespace(smooth_image=smooth_image, encode=encode, build_candidates=build_candidates)

@@ -1,17 +1,11 @@
 """Curation end to end on planted faults: every rejection recorded, conversions, report, determinism."""
 
-import json
-
-import numpy as np
 import pyarrow.parquet as pq
-import pytest
 from PIL import Image
 
 from letitwag.builders.curate import CurateConfig, curate
 from letitwag.builders.manifest import read_curated
 from letitwag.cli import main
-
-from conftest import build_candidates, encode, smooth_image
 
 
 def _fates(out_dir):

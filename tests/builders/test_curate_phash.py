@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import encode, smooth_image
 from letitwag.builders.curate.phash import from_hex, pairs_within, phash_image, to_hex
 
 # Reference values computed with imagededup 0.3.3.post2: PHash().encode_image(image_file=...)
@@ -23,17 +22,17 @@ IMAGEDEDUP_HASHES = {
 }
 
 
-def _image(kind, seed, fmt, tmp_path):
-    image = smooth_image(seed, (640, 480)) if kind == "jpeg640" else smooth_image(seed)
+def _image(kind, seed, fmt, tmp_path, tools):
+    image = tools.smooth_image(seed, (640, 480)) if kind == "jpeg640" else tools.smooth_image(seed)
     image = image.convert("P") if kind == "palette" else image.convert("L") if kind == "gray" else image
     path = tmp_path / f"{kind}{seed}.{fmt.lower()}"
-    path.write_bytes(encode(image, fmt, **({"quality": 85} if fmt == "JPEG" else {})))
+    path.write_bytes(tools.encode(image, fmt, **({"quality": 85} if fmt == "JPEG" else {})))
     return path
 
 
 @pytest.mark.parametrize("key", sorted(IMAGEDEDUP_HASHES))
-def test_phash_matches_imagededup_bit_for_bit(key, tmp_path):
-    with Image.open(_image(*key, tmp_path)) as image:
+def test_phash_matches_imagededup_bit_for_bit(key, tmp_path, image_tools):
+    with Image.open(_image(*key, tmp_path, image_tools)) as image:
         assert to_hex(phash_image(image)) == IMAGEDEDUP_HASHES[key]
 
 

@@ -6,20 +6,18 @@ import subprocess
 import sys
 import time
 
-from conftest import build_candidates, encode, smooth_image
-
 
 def _command(candidates, out):
     return [sys.executable, "-m", "letitwag", "curate", str(candidates), "--out", str(out), "--per-class", "20",
             "--workers", "1", "--chunk-size", "3"]
 
 
-def test_sigkill_then_rerun_resumes_and_matches_a_clean_run(tmp_path):
+def test_sigkill_then_rerun_resumes_and_matches_a_clean_run(tmp_path, image_tools):
     candidates = tmp_path / "candidates"
     candidates.mkdir()
     rows = [{"candidate_id": f"c{i % 3}/{i:04d}", "concept_id": f"c{i % 3}",
-             "data": encode(smooth_image(i, (256, 192)))} for i in range(240)]
-    build_candidates(candidates, rows)
+             "data": image_tools.encode(image_tools.smooth_image(i, (256, 192)))} for i in range(240)]
+    image_tools.build_candidates(candidates, rows)
     out = tmp_path / "killed"
     process = subprocess.Popen(_command(candidates, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

@@ -7,17 +7,16 @@ import httpx
 import pandas as pd
 import pyarrow.parquet as pq
 
-from conftest import build_candidates, encode, smooth_image
 from letitwag.builders.curate import CurateConfig, curate
 from letitwag.builders.curate.review import ReviewServer
 
 
-def test_review_page_saves_decisions_that_the_next_run_applies(tmp_path):
+def test_review_page_saves_decisions_that_the_next_run_applies(tmp_path, image_tools):
     candidates = tmp_path / "candidates"
     candidates.mkdir()
     concept = "<script>alert(1)</script>"
-    rows = [{"candidate_id": f"x/{i}", "concept_id": concept, "data": encode(smooth_image(i))} for i in range(4)]
-    build_candidates(candidates, rows)
+    rows = [{"candidate_id": f"x/{i}", "concept_id": concept, "data": image_tools.encode(image_tools.smooth_image(i))} for i in range(4)]
+    image_tools.build_candidates(candidates, rows)
     out, decisions = tmp_path / "out", tmp_path / "review.json"
     curate(candidates, out, CurateConfig(balance=False, workers=1, review_file=str(decisions)))
     table = pq.read_table(out / "curated.parquet").to_pandas()

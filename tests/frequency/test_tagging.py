@@ -293,6 +293,12 @@ def test_decode_reasons():
     assert decode_image(b"")[1] == "empty"
     assert decode_image(b"text")[1] == "not_an_image"
     assert decode_image(_truncated_png())[1] == "corrupt_image"
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    assert decode_image(buffer.getvalue())[0].size == (640, 480)
+    # DCT-scaled decode: 1/4 gives 160x120, the smallest scale keeping both sides >= 100
+    assert decode_image(buffer.getvalue(), draft_size=100)[0].size == (160, 120)
+    assert decode_image(_png((1, 2, 3)), draft_size=2)[0].size == (6, 6)  # not a JPEG: full decode
 
 
 def test_provenance_sidecar_is_json(tmp_path):

@@ -51,6 +51,7 @@ def test_probabilities_follow_the_documented_calibration(tiny_spec, images):
 
     tagger = build_tagger("zero-shot", tiny_spec, prompts="simple", background="object")
     tagger.prepare(CONCEPTS)
+    assert tagger.decode_size == 32  # the tiny model's input side, read from its preprocessing
     pictures = [Image.open(path).convert("RGB") for path in sorted(images.glob("*.png"))]
     batch = [tagger.preprocess(picture) for picture in pictures]
     probabilities = tagger.probabilities(batch)

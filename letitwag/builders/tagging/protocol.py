@@ -6,6 +6,9 @@ tests), and the runner applies the threshold itself, so every tagger is threshol
 way as the paper: a concept is present iff its probability is strictly greater than the
 threshold (0.7 by default).
 
+Optional attribute ``decode_size`` (int): the model's input side; when set, JPEGs are decoded
+at a reduced DCT scale that stays at least that large (faster, the model downsamples anyway).
+
 A tagger travels to worker processes by pickling, so it must be picklable after ``prepare``;
 heavy state (a loaded network) should be dropped in ``__getstate__`` and rebuilt lazily.
 """

@@ -60,6 +60,7 @@ class RamPlusTagger:
         self.image_size = image_size
         self.vit = vit
         self.device = device
+        self.decode_size = image_size
         self._label_embedding: np.ndarray | None = None
         self._concept_ids: list[str] = []
         self._model = None

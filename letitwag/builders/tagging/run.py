@@ -97,11 +97,11 @@ class ImagePartial:
 
 # --- worker side ----------------------------------------------------------------------------
 
-def _prepared(tagger: Tagger, record: ImageRecord):
+def _prepared(tagger: Tagger, draft_size: int | None, record: ImageRecord):
     """(sample id, model input or None, skip reason or None) for one record; runs in a thread."""
     if record.error is not None:
         return record.sample_id, None, record.error
-    image, reason = decode_image(record.data)
+    image, reason = decode_image(record.data, draft_size)
     if image is None:
         return record.sample_id, None, reason
     try:
@@ -135,7 +135,7 @@ def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
     images = 0
     in_main_process = multiprocessing.parent_process() is None
     progress = tqdm(desc=f"tagging {Path(shard.source).name}", unit="img", leave=False, disable=not in_main_process)
-    prepare = functools.partial(_prepared, job.tagger)
+    prepare = functools.partial(_prepared, job.tagger, getattr(job.tagger, "decode_size", None))
     with concurrent.futures.ThreadPoolExecutor(job.decode_threads) as pool:
         chunks = _chunks(read_shard(shard), job.batch_size)
         submit = lambda chunk: [pool.submit(prepare, record) for record in chunk]  # noqa: E731

@@ -66,6 +66,7 @@ class ZeroShotTagger:
         self._model_metadata: dict | None = None
         self._missing_descriptions: list[str] = []
         self._torch_side = None
+        self.decode_size: int | None = None
 
     # -- pickling: workers get the concept vectors, not the loaded network --------------------
     def __getstate__(self) -> dict:
@@ -85,6 +86,7 @@ class ZeroShotTagger:
     # -- Tagger protocol -----------------------------------------------------------------------
     def prepare(self, concepts: ConceptList) -> None:
         self._model_metadata = self.encoder.metadata()
+        self.decode_size = _resize_side(self.encoder.preprocess)
         self._missing_descriptions = self.prompts.missing(concepts)
         if self._missing_descriptions:
             logger.warning("%d concept(s) have no description in %s; using the simple template for them",
@@ -125,6 +127,7 @@ class ZeroShotTagger:
             "calibration": "sigmoid(logit_scale * (cos(image, concept) - cos(image, background)))",
             "background": self.background,
             "precision": self.precision,
+            "decode_size": self.decode_size,
         }
 
     # -- helpers -------------------------------------------------------------------------------
@@ -163,6 +166,15 @@ class ZeroShotTagger:
             sort_keys=True, default=str,
         )
         return self.cache_dir / f"concept-vectors-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
+
+
+def _resize_side(preprocess) -> int | None:
+    """The side a torchvision ``Resize`` in the encoder's preprocessing scales to (None if unknown)."""
+    for transform in getattr(preprocess, "transforms", []):
+        size = getattr(transform, "size", None)
+        if type(transform).__name__ == "Resize" and size is not None:
+            return int(size) if isinstance(size, int) else int(max(size))
+    return None
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:

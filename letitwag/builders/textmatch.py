@@ -37,6 +37,7 @@ from letitwag.builders.caption_tokens import Tokens, TokenVocabulary, tokenize
 from letitwag.concepts import ConceptList
 
 MODES = ("phrase", "bag")
+MAX_BATCH_ROWS = 131_072
 
 
 @dataclass
@@ -197,7 +198,27 @@ class TextMatcher:
         }
 
     def count(self, captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> BatchCounts:
-        """Count one batch. Null and empty captions count nothing; rows are batch positions."""
+        """Count one batch. Null and empty captions count nothing; rows are batch positions.
+
+        Batches longer than ``MAX_BATCH_ROWS`` are counted in windows of that many rows, so the
+        working memory (~100 bytes per caption) stays bounded whatever the caller passes.
+        """
+        if not isinstance(captions, (pa.Array, pa.ChunkedArray)):
+            captions = pa.array(list(captions), type=pa.string())
+        if len(captions) <= MAX_BATCH_ROWS:
+            return self._count_window(captions)
+        windows = []
+        for start in range(0, len(captions), MAX_BATCH_ROWS):
+            counts = self._count_window(captions.slice(start, MAX_BATCH_ROWS))
+            windows.append((start, counts))
+        return BatchCounts(
+            np.sum([counts.documents for _, counts in windows], axis=0),
+            np.sum([counts.occurrences for _, counts in windows], axis=0),
+            np.concatenate([counts.hit_rows + start for start, counts in windows]),
+            np.concatenate([counts.hit_concepts for _, counts in windows]),
+        )
+
+    def _count_window(self, captions: pa.Array | pa.ChunkedArray) -> BatchCounts:
         tokens = tokenize(captions, self._vocabulary)
         if self.mode == "phrase":
             rows, concepts, starts, ends = self._phrase_matches(tokens)

@@ -139,3 +139,14 @@ def test_empty_concepts_and_empty_lists_count_nothing():
         assert result.documents.tolist() == [0, 1]
         empty = TextMatcher(ConceptList([]), mode=mode).count(["dog"])
         assert len(empty.documents) == 0 and len(empty.hit_rows) == 0
+
+
+def test_batches_longer_than_one_window_give_the_same_counts(monkeypatch):
+    import letitwag.builders.textmatch as textmatch
+
+    captions = ["hot dogs", None, "a dog", "geese", "Bora Bora bora"] * 7
+    whole = TextMatcher(CONCEPTS).count(captions)
+    monkeypatch.setattr(textmatch, "MAX_BATCH_ROWS", 4)
+    windowed = TextMatcher(CONCEPTS).count(pa.chunked_array([captions[:9], captions[9:]]))
+    for field in ("documents", "occurrences", "hit_rows", "hit_concepts"):
+        np.testing.assert_array_equal(getattr(windowed, field), getattr(whole, field))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from importlib import resources
 from pathlib import Path
 
 from letitwag.io import atomic_write_json, atomic_write_text

@@ -138,11 +138,15 @@ def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
     prepare = functools.partial(_prepared, job.tagger, getattr(job.tagger, "decode_size", None))
     with concurrent.futures.ThreadPoolExecutor(job.decode_threads) as pool:
         chunks = _chunks(read_shard(shard), job.batch_size)
-        submit = lambda chunk: [pool.submit(prepare, record) for record in chunk]  # noqa: E731
-        upcoming = [submit(chunk) for chunk in _take(chunks, 1)]
-        while upcoming:
-            prepared = [future.result() for future in upcoming.pop(0)]
-            upcoming += [submit(chunk) for chunk in _take(chunks, 1)]
+
+        def submit_next():
+            chunk = next(chunks, None)
+            return None if chunk is None else [pool.submit(prepare, record) for record in chunk]
+
+        pending = submit_next()
+        while pending is not None:
+            prepared = [future.result() for future in pending]
+            pending = submit_next()  # decoded by the threads while the model runs on ``prepared``
             ok = [(sample_id, tensor) for sample_id, tensor, reason in prepared if reason is None]
             skipped.update(reason for _, _, reason in prepared if reason is not None)
             progress.update(len(prepared))
@@ -160,10 +164,6 @@ def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
     concept_indices = np.concatenate(indices) if indices else np.zeros(0, np.int32)
     postings = pa.table({"sample_id": pa.array(sample_ids, pa.string()), "concept_index": concept_indices})
     return ImagePartial(postings, documents, images, skipped).to_bytes()
-
-
-def _take(iterator: Iterator, count: int) -> list:
-    return [item for _, item in zip(range(count), iterator)]
 
 
 def _check_probabilities(probabilities: np.ndarray, rows: int, columns: int, shard: ImageShard) -> None:

@@ -62,9 +62,15 @@ def run_curate(candidates: Path, out: Path, per_class: int, workers: int) -> tup
 
 
 def photo_candidates(count: int, workers: int) -> Path:
-    python = bench_dedup.ensure_imagededup()
-    folder, _ = bench_dedup.generate(count, 0, bench_dedup.source_photos(python), workers)
-    files = sorted(folder.glob("*.jpg"))
+    """The first ``count`` bench_dedup images (a larger generated set is reused when present)."""
+    existing = [f for f in BENCH.glob("dedup-images-*-seed0") if (BENCH / f"{f.name}.planted.json").exists()
+                and int(f.name.split("-")[2]) >= count]
+    if existing:
+        folder = min(existing, key=lambda f: int(f.name.split("-")[2]))
+    else:
+        python = bench_dedup.ensure_imagededup()
+        folder, _ = bench_dedup.generate(count, 0, bench_dedup.source_photos(python), workers)
+    files = sorted(folder.glob("*.jpg"))[:count]
     candidates = BENCH / f"curate-photos-{count}"
     table = pa.table({
         "candidate_id": [f.stem for f in files],

@@ -93,13 +93,19 @@ def check_image(data: bytes, limits: ImageLimits) -> CheckedImage:
         return CheckedImage(reason="not an image (no decoder recognises it)")
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         return CheckedImage(reason=f"decode failed: {str(error)[:160]}")
+    except Exception as error:  # noqa: BLE001 - untrusted bytes: a decoder bug must not stop the run
+        return CheckedImage(reason=f"decode failed: {type(error).__name__}: {str(error)[:120]}")
     changes = []
     if oriented is not image:
         changes.append(f"EXIF orientation {orientation} applied")
     if min(oriented.size) < limits.min_side:
         return CheckedImage(reason=f"too small: {oriented.width}x{oriented.height} < min side {limits.min_side}",
                             width=oriented.width, height=oriented.height, format=fmt)
-    rgb, conversions = _to_rgb(oriented, limits)
+    try:
+        rgb, conversions = _to_rgb(oriented, limits)
+    except Exception as error:  # noqa: BLE001 - exotic modes Pillow cannot convert
+        return CheckedImage(reason=f"cannot convert {oriented.mode} to RGB: {str(error)[:120]}",
+                            width=oriented.width, height=oriented.height, format=fmt)
     changes.extend(conversions)
     pixels = rgb.tobytes()
     digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode() + pixels).hexdigest()

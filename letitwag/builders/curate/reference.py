@@ -15,6 +15,7 @@ hash, or its embedding's cosine similarity to a reference vector is >= ``referen
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from letitwag.builders.curate.phash import from_hex, pairs_within, phash_image
 from letitwag.builders.curate.steps import StepOutcome
 from letitwag.errors import UserInputError
 
+LOGGER = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -54,8 +56,9 @@ def _folder_hashes(folder: Path) -> np.ndarray:
         try:
             with Image.open(path) as image:
                 hashes.append(phash_image(image))
-        except OSError:
-            continue  # an unreadable reference image cannot match anything
+        except Exception:  # noqa: BLE001 - an unreadable reference image cannot match anything
+            LOGGER.warning("reference image %s cannot be decoded; skipped", path)
+            continue
     return np.array(hashes, dtype=np.uint64)
 
 

@@ -177,7 +177,7 @@ def test_transformers_model_through_the_harness(tmp_path, hub_dataset):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--task", "t2i"], "not yet implemented"),
+        (["--task", "detection"], "unknown --task 'detection'; choose one of classification"),
         pytest.param(["--device", "cuda"], "no CUDA device", marks=pytest.mark.skipif(
             __import__("torch").cuda.is_available(), reason="checks the error on machines without CUDA")),
         (["--prompts", "missing-templates.txt"], "not a bundled set"),

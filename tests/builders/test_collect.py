@@ -381,3 +381,16 @@ def test_knn_backend_down_keeps_finished_work_of_other_sources(tmp_path):
     assert len(finished) == 1
     collect(CONCEPTS, [f"folder:{tmp_path / 'photos'}"], out)
     assert [r["concept_id"] for r in manifest_rows(out)] == ["A300B4"]
+
+
+def test_knn_results_with_inline_image_bytes_are_stored(tmp_path):
+    import base64
+
+    data = jpeg_bytes(31)
+    answer = json.dumps([{"id": 7, "similarity": 0.5, "image": base64.b64encode(data).decode()},
+                         {"id": 8, "similarity": 0.4, "image": "%%%"}]).encode()
+    with garbage_backend(answer) as url:
+        out = collect(ConceptList([CONCEPTS[1]], "one"), [f"knn:{url}"], tmp_path / "out")
+    [row] = manifest_rows(out)
+    assert row["candidate_id"] == "knn/A300B4/7" and (out / row["image"]["path"]).read_bytes() == data
+    assert [(r["status"], r["item"]) for r in rejections(out)] == [("bad_inline_image", "knn/A300B4/8")]

@@ -317,11 +317,12 @@ def test_concurrent_requests_are_all_answered_like_sequential_ones(server, built
         assert [r["id"] for r in answer.json()] == [r["id"] for r in reference]
 
 
-def test_serve_embedding_only_without_a_model_and_two_workers(built_index):
-    with serving(str(built_index["index"]), "--no-model", "--workers", "2") as url:
+def test_serve_embedding_only_without_a_model_two_workers_inline_images(built_index):
+    with serving(str(built_index["index"]), "--no-model", "--workers", "2", "--inline-images") as url:
         index = open_index(built_index["index"])
         vector = index.reconstruct(np.array([3]))[0].tolist()
-        assert post(url, {"embedding_input": vector, "num_images": 1}).json()[0]["id"] == 3
+        found = post(url, {"embedding_input": vector, "num_images": 1}).json()[0]
+        assert found["id"] == 3 and base64.b64decode(found["image"]) == Path(found["image_path"]).read_bytes()
         refused = post(url, {"text": "a dog"})
         assert refused.status_code == 400 and "without its model" in refused.json()["error"]
         assert os.path.basename(str(built_index["index"])) in httpx.get(f"{url}/indices-list").json()

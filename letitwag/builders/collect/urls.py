@@ -74,9 +74,13 @@ def download_urls(rows: list[dict], folder: Path, manifest_dir: Path, source: st
     ``folder`` is rebuilt from scratch (a previous attempt may have been killed midway).
     """
     import pandas as pd
-    from img2dataset.downloader import Downloader
-    from img2dataset.resizer import Resizer
-    from img2dataset.writer import FilesSampleWriter
+
+    try:
+        from img2dataset.downloader import Downloader
+        from img2dataset.resizer import Resizer
+        from img2dataset.writer import FilesSampleWriter
+    except ImportError:
+        raise UserInputError("downloading URLs needs img2dataset: pip install img2dataset") from None
 
     if folder.exists():
         shutil.rmtree(folder)

@@ -108,13 +108,16 @@ def create_app(service: KnnService, max_body_bytes: int = 32 * 1024 * 1024):
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    try:
+        import orjson
+    except ImportError:  # an optional speed-up; the json module gives the same bytes' meaning
+        orjson = None
+
     class FastJSONResponse(JSONResponse):
         """orjson encodes a 40-result answer several times faster than the json module."""
 
         def render(self, content) -> bytes:
-            import orjson
-
-            return orjson.dumps(content)
+            return orjson.dumps(content) if orjson is not None else super().render(content)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from letitwag.builders.knn.batching import MicroBatcher
-from letitwag.builders.knn.protocol import DEDUP_THRESHOLD, KnnRequest
+from letitwag.builders.knn.protocol import DEDUP_THRESHOLD, UNSUPPORTED_FLAGS, KnnRequest
 from letitwag.builders.knn.store import KnnIndex
 
 logger = logging.getLogger(__name__)
@@ -150,8 +150,6 @@ class KnnService:
 
     def info(self) -> dict:
         """Index sizes, models and the flags this backend does not apply (our extension)."""
-        from letitwag.builders.knn.protocol import UNSUPPORTED_FLAGS
-
         return {
             "indices": {
                 name: {key: index.config.get(key) for key in ("model", "dim", "count", "synthetic", "index_type")}

@@ -17,7 +17,10 @@ EXAMPLES = """\
   letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./my_dataset --split test --limit 500
   letitwag evaluate --model open_clip:my-arch/ckpt/model.safetensors --dataset ./saved --classnames names.txt
   letitwag evaluate --model python:mypkg.models:build --prompts my_templates.txt --no-cache
-  letitwag evaluate --list-models"""
+  letitwag evaluate --list-models
+  letitwag evaluate --task t2i --model diffusers:stabilityai/stable-diffusion-2-1 --judge open_clip:ViT-L-14/openai --images-per-prompt 4 --generation-options '{"num_inference_steps": 25}' --out runs/sd21
+  letitwag evaluate --task t2i --model python:mypkg.gen:build --prompt-file prompts.json --retrieval-judge open_clip:ViT-B-32/laion2b_s34b_b79k --out runs/mygen"""
+
 
 
 def add_arguments(parser) -> None:
@@ -26,7 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", help="model spec: open_clip:ARCH/TAG | open_clip:ARCH/CHECKPOINT | open_clip:hf-hub:ORG/NAME"
                         " | open_clip:ARCH (random weights) | transformers:ID_OR_DIR | diffusers:ID_OR_DIR"
                         " | python:package.module:factory (see --list-models)")
-    parser.add_argument("--task", default="classification", help="classification (t2i: not yet implemented)")
+    parser.add_argument("--task", default="classification", choices=["classification", "t2i"],
+                        help="classification (zero-shot, --model is an encoder) or t2i (text-to-image, --model is a generator)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="Hub dataset id, or a local folder in HF Hub layout (parquet under data/) or saved with save_to_disk")
     parser.add_argument("--split", default=None, help="split to evaluate; default: the only split, else test, validation, train")
@@ -36,9 +40,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--classnames", type=Path, default=None,
                         help="file of class names used in prompts (one per line or a JSON list, in label order); "
                         "default: ClassLabel names with underscores as spaces")
-    parser.add_argument("--prompts", default="ensemble",
+    parser.add_argument("--prompts", default=None,
                         help="ensemble (the paper's 80 templates) | simple | class | FILE (one template per line or "
-                        "a JSON list, each with {c} for the class name)")
+                        "a JSON list, each with {c} for the class name); default: ensemble for classification, "
+                        "simple ('A photo of a {c}.') for the prompts t2i generates from")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory for results.json + predictions.parquet; default: results/<task>/<model>")
     parser.add_argument("--batch-size", type=int, default=64, help="images (and prompts) per forward pass; halved on out-of-memory")
@@ -58,31 +63,74 @@ def add_arguments(parser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow transformers/diffusers models to run code from their repository (off by default)")
     parser.add_argument("--list-models", action="store_true", help="list adapters and open_clip's pretrained tags, then exit")
+    _add_t2i_arguments(parser)
+
+
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object (argparse reports the ValueError as an invalid value)."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(text)
+    return value
+
+
+def _add_t2i_arguments(parser) -> None:
+    from letitwag.harness.t2i.settings import DEFAULT_GENERATION_BATCH_SIZE, DEFAULT_IMAGES_PER_PROMPT, DEFAULT_JUDGE
+
+    group = parser.add_argument_group("text-to-image (--task t2i)")
+    group.add_argument("--judge", default=DEFAULT_JUDGE,
+                       help="image-text encoder spec that classifies each generated image among all concepts and "
+                       "computes CLIPScore (the default is HEIM's CLIPScore model, OpenAI CLIP ViT-L/14)")
+    group.add_argument("--judge-prompts", default="ensemble",
+                       help="prompt templates of the judge's zero-shot classifier (as --prompts)")
+    group.add_argument("--retrieval-judge", default=None,
+                       help="encoder spec whose image features rank the dataset's real images for each generated "
+                       "image (CMC@1/2/5); none: no retrieval")
+    group.add_argument("--images-per-prompt", type=int, default=DEFAULT_IMAGES_PER_PROMPT,
+                       help="images generated per prompt, each with its own seed")
+    group.add_argument("--prompt-file", type=Path, default=None,
+                       help='JSON {"concept_id": ["prompt", ...]}: these prompts replace the templates for those concepts')
+    group.add_argument("--generation-options", type=json_object, default=None,
+                       help='JSON object passed to the generator, e.g. \'{"num_inference_steps": 25, "guidance_scale": 7.5}\'')
+    group.add_argument("--generation-batch-size", type=int, default=DEFAULT_GENERATION_BATCH_SIZE,
+                       help="images per generate() call; halved on out-of-memory")
 
 
 def register(subparsers) -> None:
     parser = cli.add_command(
         subparsers,
         "evaluate",
-        help="zero-shot classification of any image-text model on Let it Wag! (or a dataset in its layout)",
+        help="zero-shot classification or text-to-image evaluation on Let it Wag! (or a dataset in its layout)",
         description="Build a zero-shot classifier from prompt templates, encode every image (cached, resumable), "
         "and write results.json (metrics with bootstrap CIs, accuracy by pretraining-frequency bin, provenance) "
-        "and predictions.parquet (top-5 per sample) to --out. Also available as `python -m letitwag.evaluate`.",
+        "and predictions.parquet (top-5 per sample) to --out. With --task t2i: generate images for every concept "
+        "(seeded, resumable per concept, PNGs under --out/images), judge them (zero-shot top-1/top-5, HEIM's "
+        "expected/max CLIPScore, optional retrieval CMC@k) and write the same two files. "
+        "Also available as `python -m letitwag.evaluate`.",
         examples=EXAMPLES,
     )
     add_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
+def _t2i_extra(args) -> dict:
+    return {"judge": args.judge, "judge_prompts": args.judge_prompts, "retrieval_judge": args.retrieval_judge,
+            "images_per_prompt": args.images_per_prompt, "prompt_file": args.prompt_file,
+            "generation_options": args.generation_options or {}, "generation_batch_size": args.generation_batch_size}
+
+
 def _options(args):
     from letitwag.harness import EvaluationOptions
 
+    t2i = args.task == "t2i"
+    prompts = args.prompts or ("simple" if t2i else "ensemble")
     return EvaluationOptions(
         model=args.model, task=args.task, dataset=args.dataset, split=args.split, dataset_revision=args.dataset_revision,
         out=args.out, image_column=args.image_column, label_column=args.label_column, classnames=args.classnames,
-        prompts=args.prompts, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        prompts=prompts, batch_size=args.batch_size, workers=args.workers, device=args.device,
         precision=args.precision, seed=args.seed, limit=args.limit, cache_dir=args.cache_dir, no_cache=args.no_cache,
         chunk_size=args.chunk_size, bootstrap_samples=args.bootstrap_samples, trust_remote_code=args.trust_remote_code,
+        extra=_t2i_extra(args) if t2i else {},
     )
 
 
@@ -104,7 +152,10 @@ def _run(args) -> int:
 
     results = evaluate(_options(args))
     metrics = results["metrics"]
-    summary = {key: metrics.get(key) for key in ("top1", "top5", "mean_per_class_recall")}
+    keys = ("top1", "top5", "mean_per_class_recall")
+    if results["task"] == "t2i":
+        keys = ("judge_top1", "judge_top5", "expected_clip_score", "max_clip_score", "retrieval_cmc@1")
+    summary = {key: metrics.get(key) for key in keys}
     summary.update(out=results["out_dir"], skipped=results.get("skipped_samples"))
     print(json.dumps(summary))
     return 0

@@ -1,6 +1,6 @@
 """The task registry: a task is a module with ``run(options, model) -> (fields, predictions)``.
 
-Adding a task (e.g. ``t2i``) means adding one module and one entry here, plus its
+Adding a task means adding one module and one entry here, plus its
 ``LOADERS`` kind (``encoder`` or ``generator``) and its predictions table builder.
 """
 
@@ -12,6 +12,7 @@ from typing import Callable
 
 from letitwag.errors import UserInputError
 from letitwag.harness.results import classification_table
+from letitwag.harness.t2i.predictions import t2i_table
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,11 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "classification": Task("classification", "letitwag.harness.classification", "encoder", classification_table),
+    "t2i": Task("t2i", "letitwag.harness.t2i.task", "generator", t2i_table),
 }
-
-PLANNED = {"t2i": "text-to-image evaluation is not yet implemented in this version; use --task classification"}
 
 
 def get_task(name: str) -> Task:
     if name in TASKS:
         return TASKS[name]
-    if name in PLANNED:
-        raise UserInputError(f"--task {name}: {PLANNED[name]}")
     raise UserInputError(f"unknown --task {name!r}; choose one of {', '.join(TASKS)}")

@@ -30,6 +30,7 @@ from PIL import Image
 
 from letitwag.builders.collect import CollectOptions, collect
 from letitwag.builders.collect.knn import KnnBackendError
+from letitwag.builders.collect.runner import make_source
 from letitwag.builders.manifest import read_candidates
 from letitwag.concepts import Concept, ConceptList
 from letitwag.errors import UserInputError
@@ -105,6 +106,15 @@ def rejections(out: Path) -> list[dict]:
 
 # --- folder --------------------------------------------------------------------------------
 
+def test_two_folder_sources_with_the_same_layout_keep_both_images(tmp_path):
+    for name, seed in (("one", 1), ("two", 2)):
+        (tmp_path / name / "A300B4").mkdir(parents=True)
+        (tmp_path / name / "A300B4" / "x.jpg").write_bytes(jpeg_bytes(seed))
+    out = collect(CONCEPTS, [f"folder:{tmp_path / 'one'}", f"folder:{tmp_path / 'two'}"], tmp_path / "out")
+    assert sorted(r["sha256"] for r in manifest_rows(out)) == sorted(
+        hashlib.sha256(jpeg_bytes(seed)).hexdigest() for seed in (1, 2))
+
+
 def test_folder_tree_matches_names_records_unknown_folders_and_reruns_identically(tmp_path):
     root = tmp_path / "photos"
     for folder, seeds in {"Harriss Hawk": [1, 2], "A300B4": [3], "unknown_thing": [4]}.items():
@@ -116,9 +126,10 @@ def test_folder_tree_matches_names_records_unknown_folders_and_reruns_identicall
     out = tmp_path / "candidates"
     collect(CONCEPTS, [f"folder:{root}"], out)
     rows = manifest_rows(out)
+    key = make_source(f"folder:{root}", CollectOptions()).key
     assert [(r["concept_id"], r["candidate_id"]) for r in rows] == [
-        ("Harriss_Hawk", "folder/Harriss Hawk/deep/1.jpg"), ("Harriss_Hawk", "folder/Harriss Hawk/deep/2.jpg"),
-        ("A300B4", "folder/A300B4/deep/3.jpg")]
+        ("Harriss_Hawk", f"{key}/Harriss Hawk/deep/1.jpg"), ("Harriss_Hawk", f"{key}/Harriss Hawk/deep/2.jpg"),
+        ("A300B4", f"{key}/A300B4/deep/3.jpg")]
     first = rows[0]
     data = jpeg_bytes(1)
     assert first["sha256"] == hashlib.sha256(data).hexdigest() and first["size_bytes"] == len(data)
@@ -163,11 +174,11 @@ def test_webdataset_tars_take_the_concept_from_json_cls_or_txt_and_record_the_re
     (shards / "001.tar").write_bytes(good[: 512 + 100])  # truncated inside the first member's data
     out = tmp_path / "candidates"
     collect(CONCEPTS, [f"folder:{shards}"], out)
-    rows = {r["candidate_id"]: r for r in manifest_rows(out)}
-    assert {cid: r["concept_id"] for cid, r in rows.items() if cid.startswith("folder/000.tar")} == {
-        "folder/000.tar/s1": "A300B4", "folder/000.tar/s2": "Harriss_Hawk",
-        "folder/000.tar/dir/s3": "eastern_hog-nosed_snake", "folder/000.tar/../escape": "A300B4"}
-    s1 = rows["folder/000.tar/s1"]
+    rows = {r["candidate_id"].split("/", 1)[1]: r for r in manifest_rows(out)}
+    assert {cid: r["concept_id"] for cid, r in rows.items()} == {
+        "000.tar/s1": "A300B4", "000.tar/s2": "Harriss_Hawk",
+        "000.tar/dir/s3": "eastern_hog-nosed_snake", "000.tar/../escape": "A300B4"}
+    s1 = rows["000.tar/s1"]
     assert (s1["caption"], s1["url"], s1["license"]) == ("plane", "http://x.invalid/1", "CC0")
     stored = (out / s1["image"]["path"]).resolve()
     assert stored.is_relative_to(out.resolve()) and stored.read_bytes() == jpeg_bytes(1)
@@ -346,13 +357,14 @@ def test_knn_source_takes_local_paths_downloads_urls_and_records_the_rest(tmp_pa
         options = CollectOptions(knn_num_images=10, knn_safety=True, timeout=5)
         out = collect(ConceptList([CONCEPTS[0]], "one"), [f"knn:{url}/knn-service"], tmp_path / "candidates", options)
     rows = manifest_rows(out)
-    assert {r["caption"]: r["candidate_id"] for r in rows} == {"local": "knn/Harriss_Hawk/0",
-                                                                "remote": "knn/Harriss_Hawk/2"}
+    key = make_source(f"knn:{url}/knn-service", CollectOptions()).key
+    assert {r["caption"]: r["candidate_id"] for r in rows} == {"local": f"{key}/Harriss_Hawk/0",
+                                                                "remote": f"{key}/Harriss_Hawk/2"}
     by_caption = {r["caption"]: r for r in rows}
     assert by_caption["local"]["image"]["path"] == str(local)
     assert by_caption["remote"]["sha256"] == hashlib.sha256(jpeg_bytes(22)).hexdigest()
     assert by_caption["local"]["similarity"] == pytest.approx(float(query @ vectors[0]), abs=1e-5)
-    assert [(r["status"], r["item"]) for r in rejections(out)] == [("no_image", "knn/Harriss_Hawk/3")]
+    assert [(r["status"], r["item"]) for r in rejections(out)] == [("no_image", f"{key}/Harriss_Hawk/3")]
     source = json.loads((out / "candidates.provenance.json").read_text())["sources"][0]
     assert source["indices"] == ["local"] and source["backend_did_not_apply"] == ["use_safety_model"]
 
@@ -392,5 +404,6 @@ def test_knn_results_with_inline_image_bytes_are_stored(tmp_path):
     with garbage_backend(answer) as url:
         out = collect(ConceptList([CONCEPTS[1]], "one"), [f"knn:{url}"], tmp_path / "out")
     [row] = manifest_rows(out)
-    assert row["candidate_id"] == "knn/A300B4/7" and (out / row["image"]["path"]).read_bytes() == data
-    assert [(r["status"], r["item"]) for r in rejections(out)] == [("bad_inline_image", "knn/A300B4/8")]
+    key = make_source(f"knn:{url}", CollectOptions()).key
+    assert row["candidate_id"] == f"{key}/A300B4/7" and (out / row["image"]["path"]).read_bytes() == data
+    assert [(r["status"], r["item"]) for r in rejections(out)] == [("bad_inline_image", f"{key}/A300B4/8")]

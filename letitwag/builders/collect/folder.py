@@ -74,7 +74,7 @@ class FolderSource(Source):
         rows = []
         for path in files:
             relative = path.relative_to(folder.parent).as_posix()
-            rows.append(file_candidate(path, manifest_dir, candidate_id=f"folder/{relative}", concept_id=concept.id,
+            rows.append(file_candidate(path, manifest_dir, candidate_id=f"{self.key}/{relative}", concept_id=concept.id,
                                        source=self.kind, **sidecar_metadata(path)))
         return UnitResult(rows, [])
 
@@ -105,7 +105,7 @@ class FolderSource(Source):
             return
         path = store_bytes(members[image_ext], workdir / "images", "." + image_ext.split(".")[-1])
         rows.append(file_candidate(
-            path, manifest_dir, candidate_id=f"folder/{tar_path.name}/{key}", concept_id=concept.id, source=self.kind,
+            path, manifest_dir, candidate_id=f"{self.key}/{tar_path.name}/{key}", concept_id=concept.id, source=self.kind,
             url=meta.get("url") if isinstance(meta.get("url"), str) else None,
             license=meta.get("license") if isinstance(meta.get("license"), str) else None,
             caption=caption,

@@ -124,7 +124,7 @@ class KnnSource(Source):
         ranked = sorted(best.values(), key=lambda r: (-r.similarity, r.id))
         candidates, rejected, downloads = [], [], []
         for result in ranked:
-            fields = {"candidate_id": f"knn/{concept.id}/{result.id}", "concept_id": concept.id, "source": self.kind,
+            fields = {"candidate_id": f"{self.key}/{concept.id}/{result.id}", "concept_id": concept.id, "source": self.kind,
                       "url": result.url, "caption": result.caption, "similarity": result.similarity}
             local = Path(result.image_path) if result.image_path else None
             if local is not None and local.is_file():

@@ -1,5 +1,9 @@
 """Run collect sources unit by unit and write the candidate manifest.
 
+Candidate ids: ``<source key>/...`` for folder and kNN sources (two folders or two backends may
+reuse a relative path or a result id for different images), ``urls/<concept>/<url hash>`` for URL
+lists (the same URL for the same concept is the same candidate, whichever list named it).
+
 Why units: a source's work splits into independent units (a concept folder, a tar, a block of
 URLs, one concept's kNN queries). Each finished unit's rows land atomically in
 ``OUT/sources/<source key>/units/<unit hash>.parquet`` — the completion marker — so after a
@@ -13,7 +17,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,7 +52,6 @@ class CollectOptions:
     knn_safety: bool = False
     knn_violence: bool = False
     knn_modality: str = "image"
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -57,7 +60,6 @@ class UnitResult:
 
     candidates: list[dict]
     rejections: list[dict]
-    notes: dict = field(default_factory=dict)
 
 
 class Source:

@@ -506,6 +506,8 @@ def _delimited_parse_options(fmt: str, on_bad_row=None) -> pa_csv.ParseOptions:
 
 def _read_delimited(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:
     def skip_bad_row(row) -> str:
+        # A malformed row was read, then skipped: it counts in both, so rows = counted + skipped.
+        stats.rows += 1
         stats.skipped["malformed_row"] += 1
         return "skip"
 

@@ -9,6 +9,7 @@ import heavy libraries (torch, ray, ...) inside their handlers, never at import 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
@@ -70,6 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.handler(args)
     except UserInputError as error:
         print(f"letitwag {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Every long job writes atomically and records finished work, so a full disk loses nothing:
+        # say so in one line instead of a traceback.
+        where = f" writing {error.filename}" if error.filename else ""
+        print(
+            f"letitwag {args.command}: error: disk full{where}; free space and rerun the same command "
+            "(finished work is kept)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"letitwag {args.command}: interrupted; finished shards are kept, rerun to resume", file=sys.stderr)

@@ -5,14 +5,12 @@ line naming the disk-full cause (no traceback); nothing is presented as complete
 no completion record without its data); a rerun once there is space succeeds, reuses what was
 finished before the failure and writes bytes identical to an uninterrupted run's.
 
-Known bug (not in this suite's files): curation and evaluation let the ``OSError`` escape as a
-traceback. Those cases still check that nothing is corrupted and that the rerun matches, then
-report XFAIL naming the bug; they pass unchanged once the stages turn ENOSPC into one line.
+Stages raise the ``OSError`` itself or a ``UserInputError`` of their own; ``letitwag.cli.main``
+turns either into one line.
 """
 
 from __future__ import annotations
 
-import errno
 import importlib
 import json
 
@@ -29,24 +27,12 @@ def patch_writer(monkeypatch, module_name: str, name: str, call: int) -> None:
     monkeypatch.setattr(module, name, fail_on_call(call, getattr(module, name)))
 
 
-def run_out_of_space(argv: list[str], capsys) -> str | None:
-    """Run the CLI in this process on a full disk: ``None`` when it failed as it must (exit 2, one line
-    naming the cause), else how it failed instead (a known bug: the OSError escaped as a traceback)."""
-    try:
-        code = main(argv)
-    except OSError as error:
-        assert error.errno == errno.ENOSPC, error
-        capsys.readouterr()
-        return f"{argv[0]}: a full disk escapes as a traceback ({error!r}) instead of one error line"
+def run_out_of_space(argv: list[str], capsys) -> None:
+    """Run the CLI in this process on a full disk: it must fail with exit 2 and one line naming the cause."""
+    code = main(argv)
     assert code == 2
     line = one_line_error(capsys.readouterr().err, argv[0])
     assert "disk full" in line or "No space left" in line, line
-    return None
-
-
-def known_bug(bug: str | None) -> None:
-    if bug:
-        pytest.xfail(f"KNOWN BUG: {bug}")
 
 
 # --- frequency counting -------------------------------------------------------------------------
@@ -72,7 +58,7 @@ def test_frequency_disk_full(where, caption_corpus, uninterrupted_counts, tmp_pa
     call = kill_points(f"enospc-frequency-{where}", [(2, 20)])[0] if where.startswith("shard") else 1
     with monkeypatch.context() as patch:
         patch_writer(patch, *FREQUENCY_WRITERS[where], call)
-        bug = run_out_of_space(count_argv(caption_corpus, out), capsys)
+        run_out_of_space(count_argv(caption_corpus, out), capsys)
     assert not (out / "text.parquet").exists()
     if (out / "text_postings.parquet").exists():  # written before the table failed: complete, not torn
         assert (out / "text_postings.parquet").read_bytes() == uninterrupted_counts["text_postings.parquet"]
@@ -83,13 +69,12 @@ def test_frequency_disk_full(where, caption_corpus, uninterrupted_counts, tmp_pa
     assert json.loads((out / "text.provenance.json").read_text())["execution"]["reused"] == len(finished)
     for name in FREQUENCY_OUTPUTS:
         assert (out / name).read_bytes() == uninterrupted_counts[name], name
-    known_bug(bug)
 
 
 def test_frequency_on_a_full_tmpfs(caption_corpus, uninterrupted_counts, tiny_tmpfs, capsys):
     disk = tiny_tmpfs("96k")
     out = disk.path / "out"
-    bug = run_out_of_space(count_argv(caption_corpus, out), capsys)
+    run_out_of_space(count_argv(caption_corpus, out), capsys)
     finished = finished_shards(out)
     assert 0 < len(finished) < caption_corpus["shards"], "the tmpfs size no longer lands mid-run"
     assert not any((out / name).exists() for name in FREQUENCY_OUTPUTS)
@@ -101,7 +86,6 @@ def test_frequency_on_a_full_tmpfs(caption_corpus, uninterrupted_counts, tiny_tm
     assert mtimes(iter(finished)) == stamps
     for name in FREQUENCY_OUTPUTS:
         assert (out / name).read_bytes() == uninterrupted_counts[name], name
-    known_bug(bug)
 
 
 # --- curation -----------------------------------------------------------------------------------
@@ -120,7 +104,7 @@ def test_curate_disk_full(where, candidates_dir, uninterrupted_curation, tmp_pat
     module, writer, calls = CURATE_WRITERS[where]
     with monkeypatch.context() as patch:
         patch_writer(patch, module, writer, kill_points(f"enospc-curate-{where}", [calls])[0])
-        bug = run_out_of_space(curate_argv(candidates_dir, out), capsys)
+        run_out_of_space(curate_argv(candidates_dir, out), capsys)
     if where != "report":  # the manifest is written before the reports
         assert not (out / "curated.parquet").exists()
     chunks = mtimes(iter(validation_chunks(out)))
@@ -129,13 +113,12 @@ def test_curate_disk_full(where, candidates_dir, uninterrupted_curation, tmp_pat
     assert curated_outputs(out) == uninterrupted_curation
     now = mtimes(iter(validation_chunks(out)))
     assert {name: now[name] for name in chunks} == chunks, "a finished chunk was redone"
-    known_bug(bug)
 
 
 def test_curate_on_a_full_tmpfs(candidates_dir, uninterrupted_curation, tiny_tmpfs, capsys):
     disk = tiny_tmpfs("64k")
     out = disk.path  # as deep as the reference run's folder: the manifest records the candidates' relative path
-    bug = run_out_of_space(curate_argv(candidates_dir, out), capsys)
+    run_out_of_space(curate_argv(candidates_dir, out), capsys)
     assert not (out / "curated.parquet").exists()
     chunks = mtimes(iter(validation_chunks(out)))
 
@@ -144,7 +127,6 @@ def test_curate_on_a_full_tmpfs(candidates_dir, uninterrupted_curation, tiny_tmp
     assert curated_outputs(out) == uninterrupted_curation
     now = mtimes(iter(validation_chunks(out)))
     assert {name: now[name] for name in chunks} == chunks, "a finished chunk was redone"
-    known_bug(bug)
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -181,20 +163,18 @@ def test_evaluate_disk_full(where, tiny_clip, eval_dataset, uninterrupted_run, t
     module, writer, calls = EVAL_WRITERS[where]
     with monkeypatch.context() as patch:
         patch_writer(patch, module, writer, kill_points(f"enospc-evaluate-{where}", [calls])[0])
-        bug = run_out_of_space(argv, capsys)
+        run_out_of_space(argv, capsys)
     assert not (out / "predictions.parquet").exists() or where == "results.json"
     check_eval_rerun(argv, out, cache, uninterrupted_run, mtimes(iter(feature_chunks(cache))))
-    known_bug(bug)
 
 
 def test_evaluate_on_a_full_tmpfs(tiny_clip, eval_dataset, uninterrupted_run, tiny_tmpfs, capsys, one_torch_thread):
     disk = tiny_tmpfs("24k")  # tmpfs holds whole pages: the classifier and a few chunks fit
     out, cache = disk.path / "out", disk.path / "cache"
     argv = eval_argv(tiny_clip, eval_dataset, out, cache)
-    bug = run_out_of_space(argv, capsys)
+    run_out_of_space(argv, capsys)
     chunks = mtimes(iter(feature_chunks(cache)))
     assert 0 < len(chunks) < EVAL_SAMPLES // EVAL_CHUNK, "the tmpfs size no longer lands mid-run"
 
     disk.grow("64m")
     check_eval_rerun(argv, out, cache, uninterrupted_run, chunks)
-    known_bug(bug)

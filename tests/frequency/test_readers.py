@@ -182,7 +182,7 @@ def test_non_utf8_null_and_blank_captions_are_counted_skips_not_crashes(tmp_path
                                      "missing_field": 1, "not_text": 1, "null": 1}
     counts = table.counts()
     assert counts["dog"] == 3 and counts["cat"] == 2
-    assert provenance["corpus_size"] == 5 + 4 + 6
+    assert provenance["corpus_size"] == 5 + 5 + 6
 
 
 def test_a_one_megabyte_caption_is_counted(tmp_path, concepts):

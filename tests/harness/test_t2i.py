@@ -1,7 +1,6 @@
 """The t2i task end to end with deterministic python: fakes: exact metric values, resume, bad input."""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -98,7 +97,10 @@ def test_rerun_reuses_concepts_and_rejects_other_settings(colour_dataset, tmp_pa
     calls = log.read_text()
     again = _run(colour_dataset, tmp_path / "run", "--limit", "2")
     assert log.read_text() == calls and again["generation"]["concepts_reused"] == 2
-    assert again["metrics"] == first["metrics"]
+    assert again["metrics"] == first["metrics"] and "retrieval_cmc@1" not in first["metrics"]
+    columns = read_t2i_predictions(tmp_path / "run" / "predictions.parquet")
+    assert "retrieval_rank" not in columns  # all-null column: no retrieval judge
+    assert t2i_metrics(**columns, class_names=CONCEPTS, bootstrap_samples=20, seed=0) == first["metrics"]
     folders = sorted(p.name for p in (tmp_path / "run" / "images").iterdir())
     assert main(_argv(colour_dataset, tmp_path / "run", "--images-per-prompt", "2")) != 0
     assert "generated with other settings" in capsys.readouterr().err
@@ -150,6 +152,9 @@ def test_bad_judge_and_prompt_file_are_one_line_errors(colour_dataset, tmp_path,
     judge = argv.index(JUDGE)
     assert main(argv[:judge] + ["open_clp:ViT-B-32"] + argv[judge + 1:]) != 0
     assert "did you mean: open_clip" in capsys.readouterr().err
+    assert main(argv + ["--retrieval-judge", "open_clip:ViT-B-23"]) != 0
+    assert "did you mean: ViT-B-32" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "images").exists()  # rejected before generating anything
     bad = tmp_path / "prompts.json"
     bad.write_text(json.dumps({"red_pand": ["a red panda"]}))
     assert main(argv + ["--prompt-file", str(bad)]) != 0

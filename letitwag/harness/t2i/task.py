@@ -46,9 +46,8 @@ def _load_judge(spec: str, options: EvaluationOptions):
                         trust_remote_code=options.trust_remote_code)
 
 
-def _retrieval(settings: T2ISettings, options, data: EvalDataset, generated_paths, concept_index) -> tuple[np.ndarray, dict]:
+def _retrieval(encoder, options, data: EvalDataset, generated_paths, concept_index) -> tuple[np.ndarray, dict]:
     """Rank the dataset's real images for every generated image with the retrieval judge."""
-    encoder = _load_judge(settings.retrieval_judge, options)
     gallery, cache_info = image_features(encoder, data, select_indices(data.num_rows, None, options.seed), options,
                                          options.resolved_cache_dir(), feature_dimension(encoder))
     keep = gallery["ok"] & (gallery["labels"] >= 0) & (gallery["labels"] < len(data.class_ids))
@@ -72,6 +71,11 @@ def run(options: EvaluationOptions, generator) -> tuple[dict, dict]:
     overrides = read_prompt_file(settings.prompt_file, data.class_ids) if settings.prompt_file else {}
     templates = load_prompts(options.prompts)
     prompts = concept_prompts(data.class_ids, data.prompt_names, templates, overrides)
+    # The judges load before generation: a typo or a missing download fails now, not after hours of generating.
+    judge = _load_judge(settings.judge, options)
+    retrieval_judge = _load_judge(settings.retrieval_judge, options) if settings.retrieval_judge else None
+    judge_prompts = load_prompts(settings.judge_prompts)
+    classifier, classifier_cache = cached_classifier(judge, data, judge_prompts, options, options.resolved_cache_dir())
     out_dir = run_directory(options)
     selected = select_indices(len(data.class_ids), options.limit, options.seed)
     images, generation_counts = generate_all(
@@ -81,9 +85,6 @@ def run(options: EvaluationOptions, generator) -> tuple[dict, dict]:
     paths = [out_dir / image.path for image in images]
     concept_index = np.array([image.concept_index for image in images], dtype=np.int64)
 
-    judge = _load_judge(settings.judge, options)
-    classifier, classifier_cache = cached_classifier(judge, data, load_prompts(settings.judge_prompts), options,
-                                                     options.resolved_cache_dir())
     features = image_features_from_files(judge, paths, options.batch_size)
     topk_ids, topk_scores = predict_topk(features, classifier, judge.logit_scale, min(TOP_K, len(data.class_ids)))
     unique_prompts = sorted({image.prompt for image in images})
@@ -92,9 +93,12 @@ def run(options: EvaluationOptions, generator) -> tuple[dict, dict]:
     clip = clip_scores(features, prompt_features[[prompt_row[image.prompt] for image in images]])
 
     ranks, retrieval_info = (None, None)
-    if settings.retrieval_judge:
-        ranks, retrieval_info = _retrieval(settings, options, data, paths, concept_index)
+    if retrieval_judge is not None:
+        ranks, retrieval_info = _retrieval(retrieval_judge, options, data, paths, concept_index)
     blacked_out = np.array([image.blacked_out for image in images], dtype=bool)
+    if blacked_out.any():
+        logger.warning("%d of %d generated images are blacked out (all zero: a safety filter or NaN output); "
+                       "they are left out of CLIPScore as in HEIM", int(blacked_out.sum()), len(images))
     prompt_index = np.array([image.prompt_index for image in images], dtype=np.int64)
     metrics = t2i_metrics(concept_index, topk_ids, clip, np.stack([concept_index, prompt_index], axis=1),
                           data.class_ids, blacked_out=blacked_out, retrieval_rank=ranks,
@@ -111,8 +115,7 @@ def run(options: EvaluationOptions, generator) -> tuple[dict, dict]:
         "prompts": {"set": templates.name, "hash": templates.hash, "num_templates": len(templates.templates),
                     "prompt_file": str(settings.prompt_file) if settings.prompt_file else None,
                     "concepts_from_prompt_file": sorted(overrides), "all_prompts_hash": prompts_hash(prompts)},
-        "judge": {**judge.metadata(), "prompts": settings.judge_prompts,
-                  "prompts_hash": load_prompts(settings.judge_prompts).hash},
+        "judge": {**judge.metadata(), "prompts": judge_prompts.name, "prompts_hash": judge_prompts.hash},
         "retrieval": retrieval_info,
         "generation": {"images_per_prompt": settings.images_per_prompt, "options": settings.generation_options,
                        "seed_rule": "sha256([seed, concept_id, prompt, image_index]) first 4 bytes & 0x7fffffff",

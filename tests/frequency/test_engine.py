@@ -133,7 +133,7 @@ def test_ray_gives_the_byte_identical_table_and_reports_a_bad_file_in_one_line(t
     from .conftest import repeat_corpus, write_corpus, write_corrupt_parquet
 
     paths = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(2), name=f"part-{i}") for i in range(3)]
-    local = count_text(paths, concepts, tmp_path / "local", shard_rows=10, workers=1, postings=True)
+    count_text(paths, concepts, tmp_path / "local", shard_rows=10, workers=1, postings=True)
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False)
     try:
         remote = count_text(paths, concepts, tmp_path / "ray", shard_rows=10, executor="ray", postings=True)

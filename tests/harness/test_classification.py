@@ -149,7 +149,7 @@ def test_save_to_disk_dataset_with_label_override_and_classnames(tiny_open_clip,
 
 def test_limit_is_a_seeded_subset_marked_in_results(tiny_open_clip, hub_dataset, tmp_path):
     results = _run(tiny_open_clip, hub_dataset, tmp_path / "run", None, "--limit", "5", "--seed", "3", "--workers", "2")
-    again = _run(tiny_open_clip, hub_dataset, tmp_path / "again", None, "--limit", "5", "--seed", "3")
+    _run(tiny_open_clip, hub_dataset, tmp_path / "again", None, "--limit", "5", "--seed", "3")
     assert results["config"]["limit"] == 5 and results["dataset"]["num_samples"] == 5
     assert _predictions(tmp_path / "run")["sample_index"] == _predictions(tmp_path / "again")["sample_index"]
 

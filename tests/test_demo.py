@@ -124,3 +124,11 @@ def test_leaderboard_shows_the_paper_models_and_says_why_the_demo_run_is_absent(
     assert "random_weights" in step["facts"]["refusal"]
     assert "leaderboard refused it" in demo["stdout"]
     assert "demo tiny random-weight CLIP" not in site.read_text()
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert main(["demo", "--out", str(target)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"letitwag demo: error: --out {target}: is a file; give a folder for the demo outputs"]

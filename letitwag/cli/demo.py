@@ -61,13 +61,16 @@ def _describe(number: int, facts: dict) -> list[str]:
                 "datasets.load_dataset: " + "; ".join(f"{split}: {info['rows']} rows, {info['classes']} classes"
                                                       for split, info in loaded.items())]
     if number == 4:
-        return [facts["label"],
-                "classification: " + json.dumps({k: v for k, v in facts["classification"].items() if k != "run"}),
-                "t2i: " + json.dumps({k: v for k, v in facts["t2i"].items() if k != "run"})]
+        return [facts["label"], f"classification: {_numbers(facts['classification'])}", f"t2i: {_numbers(facts['t2i'])}"]
     lines = [f"{facts['entries_on_site']} entries on the site"]
     if facts["refusal"]:
         lines.append(f"demo run not on the site, the leaderboard refused it: {facts['refusal']}")
     return lines
+
+
+def _numbers(metrics: dict) -> str:
+    return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                     for key, value in metrics.items() if key != "run")
 
 
 def _run(args) -> int:

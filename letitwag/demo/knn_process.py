@@ -28,6 +28,14 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the demo dies, even by SIGKILL (no orphan on the port)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _healthy(url: str) -> bool:
     import httpx
 
@@ -49,7 +57,8 @@ def served_index(index_dir: str | Path, log_file: str | Path, name: str = "demo"
     command = [sys.executable, "-m", "letitwag", "knn", "serve", f"{name}={index_dir}", "--host", "127.0.0.1",
                "--port", str(port)]
     with open(log_file, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         try:
             deadline = time.monotonic() + startup_timeout
             while not _healthy(url):

@@ -17,6 +17,7 @@ from typing import Callable
 
 from letitwag.demo.evaluation import PLUMBING_LABEL, EvalSizes
 from letitwag.demo.mini_build import BuildSizes
+from letitwag.errors import UserInputError
 from letitwag.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def run_demo(out: str | Path, options: DemoOptions | None = None) -> list[StepRe
 
     options = options or DemoOptions()
     out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out}: is a file; give a folder for the demo outputs")
     out.mkdir(parents=True, exist_ok=True)
     state: dict = {}
 

@@ -111,7 +111,7 @@ class Tokens:
     word_ids: np.ndarray  # int64: vocabulary id
 
 
-def _string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> list[pa.Array]:
+def string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> list[pa.Array]:
     if isinstance(captions, pa.ChunkedArray):
         chunks = captions.chunks
     elif isinstance(captions, pa.Array):
@@ -134,7 +134,7 @@ def _string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) 
     return converted
 
 
-def _offsets_and_data(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def offsets_and_data(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Row offsets (starting at 0) and the data bytes of a string array, zero-copy."""
     offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
     _, offsets_buffer, data_buffer = chunk.buffers()
@@ -215,7 +215,7 @@ def _token_words(unaligned: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
 
 
 @functools.lru_cache(maxsize=1)
-def _unicode_tables() -> tuple[np.ndarray, np.ndarray]:
+def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     """Per code point below ``_UNICODE_LIMIT``: Python's lower-case of it, or a space where that
     is not alphanumeric (what ``normalize_text`` makes of it); and whether the code point needs
     ``normalize_text`` itself because Python lower-cases it to several code points (``İ``) or
@@ -239,7 +239,7 @@ def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
     the positions (in ``rows``) of the rows left blank for ``normalize_text`` itself (exotic code
     points); ``None`` when the bytes are not valid UTF-8. Separator runs are not collapsed: the
     tokeniser does not need it."""
-    offsets, data = _offsets_and_data(chunk.take(pa.array(rows)))
+    offsets, data = offsets_and_data(chunk.take(pa.array(rows)))
     try:
         text = data.tobytes().decode("utf-8")
     except UnicodeDecodeError:
@@ -248,7 +248,7 @@ def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
     chars_before = np.zeros(len(data) + 1, dtype=np.int64)
     np.cumsum((data & 0xC0) != 0x80, out=chars_before[1:])
     char_offsets = chars_before[offsets]
-    table, special = _unicode_tables()
+    table, special = unicode_tables()
     inside = code_points < _UNICODE_LIMIT
     clipped = np.where(inside, code_points, 0)
     mapped = table[clipped]
@@ -263,7 +263,7 @@ def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
     return bytes_before[char_offsets], utf8, slow
 
 
-def _normalized_rows(chunk: pa.Array, rows: np.ndarray) -> pa.Array:
+def normalized_rows(chunk: pa.Array, rows: np.ndarray) -> pa.Array:
     """``normalize_text`` of the given rows (invalid UTF-8 is replaced, U+FFFD separates)."""
     raw = chunk.take(pa.array(rows)).cast(pa.large_binary()).to_pylist()
     return pa.array([normalize_text(payload.decode("utf-8", errors="replace")) for payload in raw], type=pa.string())
@@ -292,10 +292,10 @@ def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabu
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     row_base = 0
     ordinal_base = 0
-    for chunk in _string_chunks(captions):
+    for chunk in string_chunks(captions):
         # a space after every caption: words of neighbouring captions can then never fuse
         spaced = pc.binary_join_element_wise(chunk, pa.scalar(" ", chunk.type), pa.scalar("", chunk.type))
-        offsets, data = _offsets_and_data(spaced)
+        offsets, data = offsets_and_data(spaced)
         is_ascii = pc.string_is_ascii(chunk).to_numpy(zero_copy_only=False)
         for start, stop in _row_ranges(offsets):
             piece_offsets = offsets[start : stop + 1] - offsets[start]
@@ -317,7 +317,7 @@ def tokenize(captions: pa.Array | pa.ChunkedArray | Sequence[str | None], vocabu
                     parts.append((other[rows] + row_base, positions + ordinal_base, ids))
                     ordinal_base += n_tokens
                 if len(slow):
-                    normalized = _offsets_and_data(_normalized_rows(chunk, other[slow]))
+                    normalized = offsets_and_data(normalized_rows(chunk, other[slow]))
                     rows, positions, ids, n_tokens = _byte_tokens(*normalized, _NORMALIZED_TABLE, vocabulary)
                     parts.append((other[slow][rows] + row_base, positions + ordinal_base, ids))
                     ordinal_base += n_tokens

@@ -33,7 +33,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from letitwag.builders.lemmas import LemmaTable, english_lemmas
-from letitwag.builders.caption_tokens import Tokens, TokenVocabulary, tokenize
+from letitwag.builders.caption_tokens import (
+    Tokens,
+    TokenVocabulary,
+    offsets_and_data,
+    string_chunks,
+    normalized_rows,
+    tokenize,
+    unicode_tables,
+)
 from letitwag.concepts import ConceptList
 
 MODES = ("phrase", "bag")
@@ -179,11 +187,24 @@ class TextMatcher:
         for lemma, index in lemma_index.items():
             for form in lemmas.forms_of(lemma):
                 surface[form] = index
-        self._vocabulary = TokenVocabulary(surface)
+        self._surface = surface
+        self._token_vocabulary: TokenVocabulary | None = None
         if mode == "phrase":
             self._trie = _LemmaTrie(patterns, len(lemma_index))
+            self._compiled = _CompiledPhraseTables(surface, self._trie, longest_match)
         else:
             self._bag = _BagRequirements(patterns, len(lemma_index))
+
+    @property
+    def _vocabulary(self) -> TokenVocabulary:
+        """The vectorised tokeniser's vocabulary, built on first use: ``phrase`` mode counts with
+        the compiled kernel and needs it only as a cross-check, so workers skip its ~0.3 s build."""
+        if self._token_vocabulary is None:
+            self._token_vocabulary = TokenVocabulary(self._surface)
+        return self._token_vocabulary
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_token_vocabulary": None}
 
     @property
     def parameters(self) -> dict:
@@ -219,6 +240,33 @@ class TextMatcher:
         )
 
     def _count_window(self, captions: pa.Array | pa.ChunkedArray) -> BatchCounts:
+        if self.mode == "phrase":
+            return self._compiled_phrase_window(captions)
+        return self._vectorised_window(captions)
+
+    def _compiled_phrase_window(self, captions: pa.Array | pa.ChunkedArray) -> BatchCounts:
+        """The compiled one-pass kernel in three tiers: all rows, ASCII only (no tables to load);
+        the rows with non-ASCII bytes, with the per-code-point tables; the few rows those cannot
+        settle (``İ``, ``Σ``, invalid UTF-8, ...) as ``normalize_text`` output. Hits are merged by row."""
+        documents = np.zeros(self.n_concepts, dtype=np.int64)
+        occurrences = np.zeros(self.n_concepts, dtype=np.int64)
+        hits = _RowHits()
+        row_base = 0
+        for chunk in string_chunks(captions):
+            rows, concepts, fallback = self._compiled.count(chunk, documents, occurrences, tier="ascii")
+            hits.add(rows + row_base, concepts)
+            if len(fallback):
+                non_ascii = chunk.take(pa.array(fallback))
+                rows, concepts, still = self._compiled.count(non_ascii, documents, occurrences, tier="unicode")
+                hits.add(fallback[rows] + row_base, concepts)
+                if len(still):
+                    normalized = normalized_rows(non_ascii, still)
+                    rows, concepts, _ = self._compiled.count(normalized, documents, occurrences, tier="normalized")
+                    hits.add(fallback[still[rows]] + row_base, concepts)
+            row_base += len(chunk)
+        return BatchCounts(documents, occurrences, *hits.merged())
+
+    def _vectorised_window(self, captions: pa.Array | pa.ChunkedArray) -> BatchCounts:
         tokens = tokenize(captions, self._vocabulary)
         if self.mode == "phrase":
             rows, concepts, starts, ends = self._phrase_matches(tokens)
@@ -293,6 +341,80 @@ class TextMatcher:
             counted = _greedy_non_overlapping(rows[order], concepts[order], starts[order], ends[order])
             occurrences -= np.bincount(concepts[order][~counted], minlength=self.n_concepts)
         return BatchCounts(documents, occurrences, hit_rows.astype(np.int64), hit_concepts)
+
+
+class _CompiledPhraseTables:
+    """The phrase matcher as flat arrays for ``phrase_kernel.count_phrases``: the surface forms
+    (UTF-8 bytes, CSR) with their lemma ids and an open-addressing hash table over them, and the
+    lemma trie with its deeper edges in CSR form sorted by lemma (binary-searched).
+
+    ``phrase_kernel`` (numba) is imported on first use, so importing ``textmatch`` stays light.
+    """
+
+    def __init__(self, surface: dict[str, int], trie: _LemmaTrie, longest_match: bool) -> None:
+        from letitwag.builders import phrase_kernel
+
+        self.longest_match = longest_match
+
+        encoded = [form.encode("utf-8") for form in surface if form]
+        self.form_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(text) for text in encoded], out=self.form_offsets[1:])
+        self.form_bytes = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8).copy()
+        self.form_lemma = np.array([surface[form] for form in surface if form], dtype=np.int32)
+        n_slots = 1 << max(4, (4 * len(encoded)).bit_length())
+        self.slots = phrase_kernel.build_form_table(self.form_offsets, self.form_bytes, n_slots)
+        self.root = trie.root[:-1].astype(np.int32)
+        keys = np.asarray(trie.keys.to_numpy(zero_copy_only=False), dtype=np.int64)
+        states, lemmas = keys // trie.n_lemmas, keys % trie.n_lemmas
+        order = np.lexsort((lemmas, states))
+        n_states = len(trie.terminal_count)
+        self.child_ptr = np.zeros(n_states + 1, dtype=np.int64)
+        np.cumsum(np.bincount(states, minlength=n_states), out=self.child_ptr[1:])
+        self.child_lemma = lemmas[order].astype(np.int32)
+        self.child_target = trie.targets[:-1][order].astype(np.int32)
+        self.terminal_ptr = trie.terminal_ptr.astype(np.int64)
+        self.terminal_concepts = trie.terminal_concepts.astype(np.int32)
+
+    def count(self, chunk: pa.Array, documents: np.ndarray, occurrences: np.ndarray, tier: str
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Adds the counts of the rows it settles into ``documents``/``occurrences``; returns
+        their hits (rows, concepts) and the rows left over. ``tier``: ``ascii`` leaves every row
+        with a non-ASCII byte, ``unicode`` the rows needing ``normalize_text`` itself, and
+        ``normalized`` (rows that are ``normalize_text`` output) none."""
+        from letitwag.builders import phrase_kernel
+
+        offsets, data = offsets_and_data(chunk)
+        unicode_map, unicode_special = unicode_tables() if tier == "unicode" else _NO_UNICODE_TABLES
+        return phrase_kernel.count_phrases(
+            offsets, data, tier == "normalized", phrase_kernel.ASCII_CLASSES, unicode_map, unicode_special,
+            self.slots, self.form_offsets, self.form_bytes, self.form_lemma, self.root, self.child_ptr,
+            self.child_lemma, self.child_target, self.terminal_ptr, self.terminal_concepts, self.longest_match,
+            documents, occurrences)
+
+
+_NO_UNICODE_TABLES = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=bool))
+
+
+class _RowHits:
+    """(row, concept) hits gathered from disjoint sets of rows, each part sorted by (row, concept);
+    merged by inserting the later parts at their row positions (linear, no sort of the whole)."""
+
+    def __init__(self) -> None:
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.concepts = np.zeros(0, dtype=np.int32)
+
+    def add(self, rows: np.ndarray, concepts: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        if len(self.rows) == 0:
+            self.rows, self.concepts = rows.astype(np.int64), concepts.astype(np.int32)
+            return
+        at = np.searchsorted(self.rows, rows)
+        self.rows = np.insert(self.rows, at, rows.astype(np.int64))
+        self.concepts = np.insert(self.concepts, at, concepts.astype(np.int32))
+
+    def merged(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.rows, self.concepts
 
 
 def _sorted_unique(keys: np.ndarray) -> np.ndarray:

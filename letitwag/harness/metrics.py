@@ -57,20 +57,63 @@ def _mean_per_class_recall(labels: np.ndarray, top1: np.ndarray, num_classes: in
     return float((hits[present] / support[present]).mean())
 
 
+# Resamples drawn per batch: about this many gathered indices at once (~8 MB of int64), small
+# enough to stay in cache on large datasets, large enough to amortise Python on small ones.
+_BOOTSTRAP_BATCH_ELEMENTS = 1 << 20
+
+
+def _resample_counts(code: np.ndarray, index: np.ndarray, num_codes: int) -> np.ndarray:
+    """(batch, num_codes) counts of each sample code in every resample row, by one offset bincount."""
+    batch = index.shape[0]
+    offset = code[index]
+    offset += (np.arange(batch, dtype=np.int64) * num_codes)[:, None]
+    return np.bincount(offset.ravel(), minlength=batch * num_codes).reshape(batch, num_codes)
+
+
+def _recall_rows(support: np.ndarray, hits: np.ndarray, labels: np.ndarray, top1: np.ndarray,
+                 index: np.ndarray, num_classes: int) -> np.ndarray:
+    """``_mean_per_class_recall`` of every resample row, bit for bit.
+
+    Rows where every class is present (the usual case) are averaged in one call, which sums each
+    row in the same order as the 1-D mean; a row with an absent class is recomputed by the 1-D
+    function, so the result never depends on the batching.
+    """
+    complete = (support > 0).all(axis=1)
+    recall = np.empty(support.shape[0])
+    recall[complete] = (hits[complete] / support[complete]).mean(axis=1)
+    for row in np.flatnonzero(~complete):
+        recall[row] = _mean_per_class_recall(labels[index[row]], top1[index[row]], num_classes)
+    return recall
+
+
 def bootstrap_ci(
     labels: np.ndarray, top1: np.ndarray, topk: np.ndarray | None, num_classes: int, samples: int, seed: int
 ) -> dict[str, list[float] | None]:
-    """Percentile 95% intervals of top1 / top5 / mean per-class recall over resampled samples."""
+    """Percentile 95% intervals of top1 / top5 / mean per-class recall over resampled samples.
+
+    Why batched and coded: each sample is one small integer (class, top-1 hit, top-k hit), so a
+    resample is one gather and one ``bincount`` instead of several gathers, means and bincounts.
+    Resamples are drawn in batches (``rng.integers(0, n, (batch, n))`` yields exactly the draws of
+    ``batch`` successive ``rng.integers(0, n, n)`` calls) and hit fractions are integer counts
+    divided by n (equal to the float mean of 0/1 values), so a seed gives the same intervals as a
+    one-resample-at-a-time loop.
+    """
     rng = np.random.default_rng(seed)
     n = labels.shape[0]
+    # code = class * flags + top-1 hit, or class * flags + 2 * top-1 hit + top-k hit
+    flags = 2 if topk is None else 4
+    code = labels * flags + (top1 if topk is None else 2 * top1 + topk)
     values = np.empty((samples, 3))
-    for draw in range(samples):
-        index = rng.integers(0, n, n)
-        values[draw] = (
-            top1[index].mean(),
-            topk[index].mean() if topk is not None else np.nan,
-            _mean_per_class_recall(labels[index], top1[index], num_classes),
-        )
+    batch = max(1, _BOOTSTRAP_BATCH_ELEMENTS // n)
+    for start in range(0, samples, batch):
+        index = rng.integers(0, n, (min(batch, samples - start), n))
+        counts = _resample_counts(code, index, num_classes * flags).reshape(index.shape[0], num_classes, flags)
+        support = counts.sum(axis=2)
+        hits = counts[:, :, flags // 2:].sum(axis=2)
+        rows = slice(start, start + index.shape[0])
+        values[rows, 0] = hits.sum(axis=1) / n
+        values[rows, 1] = counts[:, :, 1::2].sum(axis=(1, 2)) / n if topk is not None else np.nan
+        values[rows, 2] = _recall_rows(support, hits, labels, top1, index, num_classes)
     low, high = np.percentile(values, [100 * (1 - CI_LEVEL) / 2, 100 * (1 + CI_LEVEL) / 2], axis=0)
     names = ("top1", "top5", "mean_per_class_recall")
     return {name: None if np.isnan(low[i]) else [float(low[i]), float(high[i])] for i, name in enumerate(names)}

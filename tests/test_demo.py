@@ -62,6 +62,7 @@ def test_analysis_reports_the_paper_fits(demo):
     assert len(analysis["fits"]) == step["facts"]["fits"] > 0
     assert analysis["parameters"]["bootstrap"] == step["facts"]["bootstrap"]
     assert "bootstrap 50, figures off" in demo["stdout"]  # --quick is said in the output
+    assert demo["stdout"].count("wall time: ") == 2  # stage times of the build and the evaluations
 
 
 def test_mine_prints_the_rarest_nonzero_concepts_with_their_counts(demo):

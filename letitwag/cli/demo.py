@@ -59,9 +59,11 @@ def _describe(number: int, facts: dict) -> list[str]:
                 f"{facts['candidates']} candidates; curation rejected {json.dumps(facts['curation'])}; "
                 f"kept {facts['kept']}; per source: {json.dumps(facts['by_source'])}",
                 "datasets.load_dataset: " + "; ".join(f"{split}: {info['rows']} rows, {info['classes']} classes"
-                                                      for split, info in loaded.items())]
+                                                      for split, info in loaded.items()),
+                f"wall time: {_stages(facts['seconds'])}"]
     if number == 4:
-        return [facts["label"], f"classification: {_numbers(facts['classification'])}", f"t2i: {_numbers(facts['t2i'])}"]
+        return [facts["label"], f"classification: {_numbers(facts['classification'])}", f"t2i: {_numbers(facts['t2i'])}",
+                f"wall time: {_stages(facts['seconds'])}"]
     lines = [f"{facts['entries_on_site']} entries on the site"]
     if facts["refusal"]:
         lines.append(f"demo run not on the site, the leaderboard refused it: {facts['refusal']}")
@@ -71,6 +73,10 @@ def _describe(number: int, facts: dict) -> list[str]:
 def _numbers(metrics: dict) -> str:
     return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
                      for key, value in metrics.items() if key != "run")
+
+
+def _stages(seconds: dict) -> str:
+    return ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items())
 
 
 def _run(args) -> int:

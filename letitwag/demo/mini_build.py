@@ -17,6 +17,7 @@ from pathlib import Path
 from letitwag.concepts import ConceptList
 from letitwag.demo.images import LICENSE, draw_image_set
 from letitwag.demo.knn_process import served_index
+from letitwag.demo.timing import timed
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +82,27 @@ def run_mini_build(out: Path, concepts: ConceptList, model_spec: str, sizes: Bui
     from letitwag.builders.knn.build import build_index
     from letitwag.builders.publish import PublishOptions, publish
 
-    images = draw_image_set(out / "images", concepts, sizes.per_concept, sizes.pool_per_concept, seed=seed)
-    index = build_index(images.pool, model_spec, out / "knn-index", batch_size=32, chunk_size=256, threads=1)
-    with served_index(index, out / "knn-serve.log") as url:
+    seconds: dict[str, float] = {}
+    with timed(seconds, "draw images"):
+        images = draw_image_set(out / "images", concepts, sizes.per_concept, sizes.pool_per_concept, seed=seed)
+    with timed(seconds, "knn build"):
+        index = build_index(images.pool, model_spec, out / "knn-index", batch_size=32, chunk_size=256, threads=1)
+    with timed(seconds, "knn serve start+stop"), served_index(index, out / "knn-serve.log") as url:
         options = CollectOptions(knn_num_images=sizes.knn_num_images, knn_max_templates=1, retries=1, timeout=60)
-        candidates = collect(concepts, [f"folder:{images.labelled}", f"knn:{url}"], out / "candidates", options)
+        with timed(seconds, "collect"):
+            candidates = collect(concepts, [f"folder:{images.labelled}", f"knn:{url}"], out / "candidates", options)
+    seconds["knn serve start+stop"] = round(seconds["knn serve start+stop"] - seconds["collect"], 2)
     concepts_file = out / "concepts.json"
     concepts.write(concepts_file)  # class order and display names travel to curation and the card
     config = CurateConfig(seed=seed, workers=1, per_class=sizes.per_class, drop_short_classes=False,
                           concepts=str(concepts_file))
-    report = curate(candidates, out / "curated", config)
-    summary = publish(out / "curated", out / "hub",
-                      PublishOptions(license="cc0-1.0", pretty_name="letitwag demo (drawn images, plumbing)"))
+    with timed(seconds, "curate"):
+        report = curate(candidates, out / "curated", config)
+    with timed(seconds, "publish"):
+        summary = publish(out / "curated", out / "hub",
+                          PublishOptions(license="cc0-1.0", pretty_name="letitwag demo (drawn images, plumbing)"))
+    with timed(seconds, "load_dataset"):
+        loaded = load_back(out / "hub")
     facts = {
         "image_license": LICENSE,
         "planted": {k: len(v) for k, v in images.planted.items() if isinstance(v, list)},
@@ -102,6 +112,7 @@ def run_mini_build(out: Path, concepts: ConceptList, model_spec: str, sizes: Bui
         "kept": report["totals"]["kept"],
         "by_source": _by_source(out / "curated"),
         "published": summary,
-        "load_dataset": load_back(out / "hub"),
+        "load_dataset": loaded,
+        "seconds": seconds,
     }
     return BuildOutputs(images.labelled.parent, model_spec, index, candidates, out / "curated", out / "hub", facts)

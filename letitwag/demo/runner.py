@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from letitwag.demo.evaluation import PLUMBING_LABEL, EvalSizes
 from letitwag.demo.mini_build import BuildSizes
+from letitwag.demo.timing import timed
 from letitwag.errors import UserInputError
 from letitwag.io import atomic_write_json
 
@@ -59,9 +59,10 @@ def _timed(record: StepRecord, folder: Path, work: Callable[[Path, StepRecord], 
         shutil.rmtree(folder)  # a clean rebuild of this step's own outputs
     folder.mkdir(parents=True)
     logger.info("demo step %d: %s", record.number, record.title)
-    clock = time.perf_counter()
-    work(folder, record)
-    record.seconds = round(time.perf_counter() - clock, 2)
+    seconds: dict[str, float] = {}
+    with timed(seconds, "step"):
+        work(folder, record)
+    record.seconds = seconds["step"]
     logger.info("demo step %d done in %.1f s", record.number, record.seconds)
     return record
 
@@ -104,17 +105,22 @@ def run_demo(out: str | Path, options: DemoOptions | None = None) -> list[StepRe
         record.facts = {"concepts": concepts.ids, "model": f"{state['clip']}: {PLUMBING_LABEL}", **built.facts}
 
     def evaluate(folder: Path, record: StepRecord) -> None:
-        classification = evaluation.evaluate_classification(state["hub"], state["clip"], folder / "classification",
-                                                            options.evaluation, options.seed)
+        seconds: dict[str, float] = {}
+        with timed(seconds, "classification"):
+            classification = evaluation.evaluate_classification(state["hub"], state["clip"],
+                                                                folder / "classification", options.evaluation,
+                                                                options.seed)
         state["run"] = folder / "classification"
-        generator = evaluation.build_tiny_generator(folder / "models" / "tiny-diffusers", options.seed)
-        t2i = evaluation.evaluate_t2i(state["hub"], generator, state["clip"], folder / "t2i", options.evaluation,
-                                      options.seed)
+        with timed(seconds, "t2i (incl. building the tiny pipeline)"):
+            generator = evaluation.build_tiny_generator(folder / "models" / "tiny-diffusers", options.seed)
+            t2i = evaluation.evaluate_t2i(state["hub"], generator, state["clip"], folder / "t2i",
+                                          options.evaluation, options.seed)
         record.outputs.update({"classification run": str(folder / "classification" / "results.json"),
                                "t2i run": str(folder / "t2i" / "results.json")})
         record.facts = {"label": PLUMBING_LABEL,
                         "classification": _metrics(classification, ("top1", "top5", "mean_per_class_recall")),
-                        "t2i": _metrics(t2i, ("judge_top1", "judge_top5", "expected_clip_score", "max_clip_score"))}
+                        "t2i": _metrics(t2i, ("judge_top1", "judge_top5", "expected_clip_score", "max_clip_score")),
+                        "seconds": seconds}
 
     def leaderboard(folder: Path, record: StepRecord) -> None:
         outcome = leaderboard_step.leaderboard_with_demo_run(folder, state["run"])

@@ -60,6 +60,23 @@ class ImageRows:
         return position, index, label, content, pixels
 
 
+def decode_worker_init(_worker_id: int) -> None:
+    """Keep decode workers off the model's compute threads: one intra-op thread, lower priority.
+
+    Why: on a small CPU, workers that each spin up a full torch thread pool (or run at the
+    same priority) steal the cores the forward pass is using; decoding only needs one thread.
+    """
+    import os
+
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        os.nice(5)
+    except OSError:  # not permitted on some systems; decoding still works
+        pass
+
+
 def collate_rows(rows):
     """Stack decodable samples' pixels; keep every sample's bookkeeping."""
     import torch

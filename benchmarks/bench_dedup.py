@@ -188,17 +188,25 @@ def generate(count: int, seed: int, photos: list[Path], workers: int) -> tuple[P
     return folder, planted
 
 
-def letitwag_pairs(files: list[Path], workers: int, draft_size: int | None) -> tuple[float, list[int | None], set]:
-    from letitwag.builders.curate.phash import hash_files, pairs_within
+def letitwag_pairs(files: list[Path], workers: int, draft_size: int | None) -> tuple[float, set]:
+    from letitwag.builders.curate.phash import near_duplicate_files
 
     start = time.perf_counter()
-    hashes = hash_files(files, workers=workers, draft_size=draft_size)
-    valid = [i for i, h in enumerate(hashes) if h is not None]
-    first, second, _ = pairs_within(np.array([hashes[i] for i in valid], dtype=np.uint64), 10)
+    first, second, _ = near_duplicate_files(files, 10, workers=workers, draft_size=draft_size)
     elapsed = time.perf_counter() - start
-    names = [files[i].name for i in valid]
-    pairs = {tuple(sorted((names[a], names[b]))) for a, b in zip(first.tolist(), second.tolist())}
-    return elapsed, hashes, pairs
+    return elapsed, {tuple(sorted((files[a].name, files[b].name))) for a, b in zip(first.tolist(), second.tolist())}
+
+
+def hash_agreement(files: list[Path], theirs: dict, workers: int, draft_size: int, sample: int) -> tuple[float, float, int]:
+    """On a sample: exact hashes equal to imagededup's; fast hashes equal to exact; largest bit difference."""
+    from letitwag.builders.curate.phash import hash_files
+
+    chosen = files[:: max(1, len(files) // sample)]
+    exact = hash_files(chosen, workers=workers)
+    fast = hash_files(chosen, workers=workers, draft_size=draft_size)
+    same = np.mean([f"{h:016x}" == theirs.get(f.name) for f, h in zip(chosen, exact)])
+    flips = [bin(a ^ b).count("1") for a, b in zip(exact, fast)]
+    return float(same), float(np.mean(np.array(flips) == 0)), max(flips)
 
 
 def agreement(ours: set, theirs: set) -> float:
@@ -212,7 +220,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=None, help="number of images (overrides --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--draft-size", type=int, default=128, help="JPEG draft size of the fast mode")
+    parser.add_argument("--draft-size", type=int, default=64,
+                        help="fast mode: JPEG decoded at the smallest DCT scale keeping both sides >= this")
+    parser.add_argument("--reuse-baseline", action="store_true",
+                        help="reuse imagededup's result file from an earlier run of the same images (its timing "
+                             "then comes from that run: say so when quoting the ratio)")
     args = parser.parse_args()
     count = args.count or (2_000 if args.quick else 20_000)
     python = ensure_imagededup()
@@ -224,29 +236,31 @@ def main() -> None:
     files = sorted(folder.glob("*.jpg"))
 
     result_file = BENCH / f"imagededup-result-{count}.json"
-    run([str(python), "-c", IMAGEDEDUP_RUN, str(folder), str(result_file)])
+    if args.reuse_baseline and result_file.exists():
+        print(f"imagededup baseline REUSED from {result_file} (timed in an earlier run)")
+    else:
+        run([str(python), "-c", IMAGEDEDUP_RUN, str(folder), str(result_file)])
     theirs = json.loads(result_file.read_text())
     their_pairs = {tuple(p) for p in theirs["pairs"]}
 
-    exact_s, exact_hashes, exact_pairs = letitwag_pairs(files, args.workers, None)
-    draft_s, draft_hashes, draft_pairs = letitwag_pairs(files, args.workers, args.draft_size)
-    same_bits = np.mean([f"{h:016x}" == theirs["hashes"].get(f.name) for f, h in zip(files, exact_hashes)])
-    draft_bits = np.mean([h == e for h, e in zip(draft_hashes, exact_hashes)])
+    exact_s, exact_pairs = letitwag_pairs(files, args.workers, None)
+    fast_s, fast_pairs = letitwag_pairs(files, args.workers, args.draft_size)
+    same_bits, draft_same, max_flips = hash_agreement(files, theirs["hashes"], args.workers, args.draft_size, 1000)
     planted_pairs = {tuple(sorted(p[:2])) for p in planted}
     rows = [
         ("imagededup PHash().find_duplicates", theirs["total_s"], their_pairs),
         ("letitwag exact (full decode)", exact_s, exact_pairs),
-        (f"letitwag fast (JPEG draft {args.draft_size})", draft_s, draft_pairs),
+        (f"letitwag fast (draft {args.draft_size} + exact re-check)", fast_s, fast_pairs),
     ]
     print(f"imagededup: encode {theirs['encode_s']:.1f} s + search {theirs['search_s']:.1f} s")
-    print(f"{'method':42s} {'seconds':>8s} {'img/s':>8s} {'pairs':>7s} {'speedup':>8s} {'agreement':>10s} "
+    print(f"{'method':46s} {'seconds':>8s} {'img/s':>8s} {'pairs':>7s} {'speedup':>8s} {'agreement':>10s} "
           f"{'planted found':>13s}")
     for name, seconds, pairs in rows:
-        print(f"{name:42s} {seconds:8.1f} {count / seconds:8.0f} {len(pairs):7d} {theirs['total_s'] / seconds:7.2f}x "
+        print(f"{name:46s} {seconds:8.1f} {count / seconds:8.0f} {len(pairs):7d} {theirs['total_s'] / seconds:7.2f}x "
               f"{agreement(pairs, their_pairs):10.4f} {len(pairs & planted_pairs) / max(len(planted_pairs), 1):13.3f}")
-    print(f"hash bits identical to imagededup (exact mode): {same_bits:.4%}; fast mode hashes identical to exact: "
-          f"{draft_bits:.2%}")
-    print(f"RATIO exact: {theirs['total_s'] / exact_s:.2f}x, fast: {theirs['total_s'] / draft_s:.2f}x "
+    print(f"on a 1,000-image sample: exact hashes identical to imagededup's {same_bits:.2%}; draft hashes identical "
+          f"to exact {draft_same:.2%}, largest difference {max_flips} bits (the re-check margin covers 4)")
+    print(f"RATIO exact: {theirs['total_s'] / exact_s:.2f}x, fast: {theirs['total_s'] / fast_s:.2f}x "
           f"(claim: >= 4x with >= 99% pair agreement)")
 
 

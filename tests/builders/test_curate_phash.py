@@ -57,3 +57,22 @@ def test_pairs_within_equals_brute_force():
                 if bin(int(queries[a]) ^ int(references[b])).count("1") <= 2}
     assert set(zip(first.tolist(), second.tolist())) == expected
     assert from_hex(["ffffffffffffffff"])[0] == np.uint64(2**64 - 1)
+
+
+def test_near_duplicate_files_fast_mode_rechecks_to_the_exact_pairs(tmp_path, image_tools):
+    from letitwag.builders.curate.phash import near_duplicate_files
+
+    paths = []
+    for seed in range(12):
+        image = image_tools.smooth_image(seed, (320, 240))
+        for variant, data in enumerate([image_tools.encode(image, quality=90),
+                                        image_tools.encode(image.resize((250, 188)), quality=50)]):
+            paths.append(tmp_path / f"{seed:02d}-{variant}.jpg")
+            paths[-1].write_bytes(data)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    paths.append(tmp_path / "broken.jpg")
+    exact = near_duplicate_files(paths, 10, workers=1)
+    fast = near_duplicate_files(paths, 10, workers=1, draft_size=32)
+    pairs = set(zip(exact[0].tolist(), exact[1].tolist()))
+    assert {(2 * s, 2 * s + 1) for s in range(12)} <= pairs
+    assert pairs == set(zip(fast[0].tolist(), fast[1].tolist()))

@@ -30,6 +30,7 @@ from numba import njit
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 # ASCII byte -> its lower-case letter/digit, or 0 for a separator (bytes >= 0x80 are decoded).
 ASCII_CLASSES = np.zeros(128, dtype=np.uint8)
@@ -40,45 +41,67 @@ for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
 
 
 @njit(cache=True, nogil=True)
-def _fnv(data, start, stop):
-    value = _FNV_OFFSET
-    for index in range(start, stop):
-        value = (value ^ np.uint64(data[index])) * _FNV_PRIME
-    return value
+def _token_key(text, start, length):
+    """64-bit key of a token's normalised UTF-8 bytes: the bytes themselves (little-endian) up
+    to 8 bytes, so equal keys and lengths mean equal tokens; an FNV-1a hash beyond that."""
+    key = np.uint64(0)
+    if length <= 8:
+        for index in range(length):
+            key |= np.uint64(text[start + index]) << np.uint64(8 * index)
+        return key
+    key = _FNV_OFFSET
+    for index in range(length):
+        key = (key ^ np.uint64(text[start + index])) * _FNV_PRIME
+    return key
 
 
 @njit(cache=True, nogil=True)
-def build_form_table(form_offsets, form_bytes, n_slots):
-    """Open-addressing table (``n_slots`` a power of two) of form index per slot, -1 = empty.
-    Forms are hashed by their UTF-8 bytes, as ``count_phrases`` hashes normalised tokens."""
-    slots = np.full(n_slots, -1, dtype=np.int32)
-    mask = np.uint64(n_slots - 1)
+def _first_slot(key, shift):
+    return (key * _GOLDEN) >> shift
+
+
+@njit(cache=True, nogil=True)
+def build_form_table(form_offsets, form_bytes, form_lemma, bits):
+    """Open-addressing table of ``2**bits`` slots ``[key, length << 48 | form << 24 | lemma]``
+    (length 0: empty); linear probing. One slot is one 16-byte read, so a lookup of a short
+    token is usually a single cache line."""
+    n_slots = 1 << bits
+    table = np.zeros((n_slots, 2), dtype=np.uint64)
+    shift = np.uint64(64 - bits)
     for form in range(len(form_offsets) - 1):
-        slot = _fnv(form_bytes, form_offsets[form], form_offsets[form + 1]) & mask
-        while slots[slot] >= 0:
-            slot = (slot + np.uint64(1)) & mask
-        slots[slot] = form
-    return slots
+        start = form_offsets[form]
+        length = form_offsets[form + 1] - start
+        key = _token_key(form_bytes, start, length)
+        slot = _first_slot(key, shift)
+        while table[slot, 1] != 0:
+            slot = (slot + np.uint64(1)) & np.uint64(n_slots - 1)
+        table[slot, 0] = key
+        table[slot, 1] = (np.uint64(length) << np.uint64(48)) | (np.uint64(form) << np.uint64(24)) | np.uint64(
+            form_lemma[form])
+    return table
 
 
 @njit(cache=True, nogil=True)
-def _lookup(word, length, hashed, slots, form_offsets, form_bytes, form_lemma):
-    """Lemma id of the normalised token ``word[:length]`` (FNV hash ``hashed``), -1 if unknown."""
-    mask = np.uint64(len(slots) - 1)
-    slot = hashed & mask
+def _lookup(token, length, table, shift, form_offsets, form_bytes):
+    """Lemma id of the normalised token ``token[:length]``, -1 if it is not a surface form."""
+    key = _token_key(token, 0, length)
+    mask = np.uint64(len(table) - 1)
+    slot = _first_slot(key, shift)
     while True:
-        form = slots[slot]
-        if form < 0:
+        meta = table[slot, 1]
+        if meta == 0:
             return -1
-        first = form_offsets[form]
-        if form_offsets[form + 1] - first == length:
+        if table[slot, 0] == key and (meta >> np.uint64(48)) == np.uint64(length):
+            if length <= 8:
+                return np.int64(meta & np.uint64(0xFFFFFF))
+            first = form_offsets[np.int64((meta >> np.uint64(24)) & np.uint64(0xFFFFFF))]
             same = True
             for index in range(length):
-                if word[index] != form_bytes[first + index]:
+                if token[index] != form_bytes[first + index]:
                     same = False
                     break
             if same:
-                return form_lemma[form]
+                return np.int64(meta & np.uint64(0xFFFFFF))
         slot = (slot + np.uint64(1)) & mask
 
 
@@ -108,19 +131,65 @@ def _decode(data, index, stop):
 
 
 @njit(cache=True, nogil=True)
-def _child(state, lemma, child_ptr, child_lemma, child_target):
-    low = child_ptr[state]
-    high = child_ptr[state + 1]
-    while low < high:
-        middle = (low + high) // 2
-        value = child_lemma[middle]
-        if value < lemma:
-            low = middle + 1
-        elif value > lemma:
-            high = middle
-        else:
-            return child_target[middle]
-    return -1
+def _utf8(code, out):
+    """Writes the UTF-8 bytes of code point ``code`` to ``out``; returns how many."""
+    if code < 0x80:
+        out[0] = code
+        return 1
+    if code < 0x800:
+        out[0] = 0xC0 | (code >> 6)
+        out[1] = 0x80 | (code & 0x3F)
+        return 2
+    if code < 0x10000:
+        out[0] = 0xE0 | (code >> 12)
+        out[1] = 0x80 | ((code >> 6) & 0x3F)
+        out[2] = 0x80 | (code & 0x3F)
+        return 3
+    out[0] = 0xF0 | (code >> 18)
+    out[1] = 0x80 | ((code >> 12) & 0x3F)
+    out[2] = 0x80 | ((code >> 6) & 0x3F)
+    out[3] = 0x80 | (code & 0x3F)
+    return 4
+
+
+@njit(cache=True, nogil=True)
+def build_edge_table(states, lemmas, targets, n_lemmas, bits):
+    """Open-addressing table of the trie's deeper edges: ``2**bits`` slots
+    ``[state * n_lemmas + lemma + 1, target]`` (0: empty); one probe per step, usually."""
+    n_slots = 1 << bits
+    table = np.zeros((n_slots, 2), dtype=np.int64)
+    shift = np.uint64(64 - bits)
+    for edge in range(len(states)):
+        key = states[edge] * n_lemmas + lemmas[edge] + 1
+        slot = _first_slot(np.uint64(key), shift)
+        while table[slot, 0] != 0:
+            slot = (slot + np.uint64(1)) & np.uint64(n_slots - 1)
+        table[slot, 0] = key
+        table[slot, 1] = targets[edge]
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _child(state, lemma, edges, shift, n_lemmas):
+    """The trie state after ``state`` on ``lemma``, -1 if there is no such edge."""
+    key = state * n_lemmas + lemma + 1
+    mask = np.uint64(len(edges) - 1)
+    slot = _first_slot(np.uint64(key), shift)
+    while True:
+        stored = edges[slot, 0]
+        if stored == key:
+            return edges[slot, 1]
+        if stored == 0:
+            return -1
+        slot = (slot + np.uint64(1)) & mask
+
+
+@njit(cache=True, nogil=True)
+def _shift_of(table):
+    bits = 0
+    while (1 << bits) < len(table):
+        bits += 1
+    return np.uint64(64 - bits)
 
 
 @njit(cache=True, nogil=True)
@@ -131,8 +200,8 @@ def _grow(array, size):
 
 
 @njit(cache=True, nogil=True)
-def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_special, slots, form_offsets, form_bytes, form_lemma, root, child_ptr, child_lemma,
-                  child_target, terminal_ptr, terminal_concepts, longest_match, documents, occurrences):
+def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_special, table, form_offsets, form_bytes, root, has_children,
+                  edges, n_lemmas, terminal_ptr, terminal_concepts, longest_match, documents, occurrences):
     """Count rows ``offsets[i]:offsets[i+1]`` of ``data`` into ``documents``/``occurrences``.
 
     ``normalized``: the rows are ``normalize_text`` output already (tokens are split on spaces
@@ -159,74 +228,64 @@ def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_speci
     for form in range(len(form_offsets) - 1):
         max_form = max(max_form, form_offsets[form + 1] - form_offsets[form])
     token = np.zeros(max_form + 1, dtype=np.uint8)
-    word = np.zeros(4, dtype=np.int64)
+    encoded = np.zeros(4, dtype=np.uint8)
+    shift = _shift_of(table)
+    edge_shift = _shift_of(edges)
     for row in range(n_rows):
         begin = offsets[row]
         stop = offsets[row + 1]
         # 1. tokenise and look up: lemma id per token, -1 for tokens outside the vocabulary
         n_tokens = 0
-        length = 0
-        hashed = _FNV_OFFSET
+        length = 0  # bytes of the current token (only the first max_form are kept)
         fall_back = False
         index = begin
-        while index <= stop:
-            code = np.int64(0x20)  # separator (also after the last byte)
-            size = 1
-            verbatim = False
+        while True:
             if index < stop:
                 byte = data[index]
-                if normalized:
-                    verbatim = True
-                    code = np.int64(byte)
-                elif byte < 0x80:
-                    code = np.int64(classes[byte])
-                    if code == 0:
-                        code = 0x20
-                elif len(unicode_map) == 0:
-                    fall_back = True
-                    break
+                if byte < 0x80 and not normalized:  # the hot path: one table read per byte
+                    index += 1
+                    code = classes[byte]
+                    if code != 0:
+                        if length < max_form:
+                            token[length] = code
+                        length += 1
+                        continue
+                elif normalized:  # normalize_text output: bytes as they are, spaces separate
+                    index += 1
+                    if byte != 0x20:
+                        if length < max_form:
+                            token[length] = byte
+                        length += 1
+                        continue
                 else:
+                    if len(unicode_map) == 0:
+                        fall_back = True
+                        break
                     point, size = _decode(data, index, stop)
                     if point < 0 or point >= len(unicode_map) or unicode_special[point]:
                         fall_back = True
                         break
+                    index += size
                     code = np.int64(unicode_map[point])
-            index += size
-            if code != 0x20:
-                # append the UTF-8 bytes of the normalised code point (beyond the longest form: unknown)
-                if code < 0x80 or verbatim:
-                    n_bytes = 1
-                    word[0] = code
-                elif code < 0x800:
-                    n_bytes = 2
-                    word[0] = 0xC0 | (code >> 6)
-                    word[1] = 0x80 | (code & 0x3F)
-                elif code < 0x10000:
-                    n_bytes = 3
-                    word[0] = 0xE0 | (code >> 12)
-                    word[1] = 0x80 | ((code >> 6) & 0x3F)
-                    word[2] = 0x80 | (code & 0x3F)
-                else:
-                    n_bytes = 4
-                    word[0] = 0xF0 | (code >> 18)
-                    word[1] = 0x80 | ((code >> 12) & 0x3F)
-                    word[2] = 0x80 | ((code >> 6) & 0x3F)
-                    word[3] = 0x80 | (code & 0x3F)
-                for offset in range(n_bytes):
-                    hashed = (hashed ^ np.uint64(word[offset])) * _FNV_PRIME
-                    if length < max_form:
-                        token[length] = word[offset]
-                    length += 1
-            elif length > 0:
+                    if code != 0x20:
+                        n_bytes = _utf8(code, encoded)
+                        for offset in range(n_bytes):
+                            if length < max_form:
+                                token[length] = encoded[offset]
+                            length += 1
+                        continue
+            # a separator, or the end of the row: the token ends
+            if length > 0:
                 if n_tokens == len(tokens):
                     tokens = _grow(tokens, n_tokens + 1)
                 lemma = -1
                 if length <= max_form:
-                    lemma = _lookup(token, length, hashed, slots, form_offsets, form_bytes, form_lemma)
+                    lemma = _lookup(token, length, table, shift, form_offsets, form_bytes)
                 tokens[n_tokens] = lemma
                 n_tokens += 1
                 length = 0
-                hashed = _FNV_OFFSET
+            if index >= stop:
+                break
         if fall_back:
             if n_fallback == len(fallback):
                 fallback = _grow(fallback, n_fallback + 1)
@@ -252,9 +311,9 @@ def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_speci
                     match_end[n_matches] = position + 1
                     n_matches += 1
                 position += 1
-                if position >= n_tokens or tokens[position] < 0:
+                if position >= n_tokens or tokens[position] < 0 or not has_children[state]:
                     break
-                state = _child(state, tokens[position], child_ptr, child_lemma, child_target)
+                state = _child(state, np.int64(tokens[position]), edges, edge_shift, n_lemmas)
         if n_matches == 0:
             continue
         # 3. per start group (longest span last): longest-match filter, occurrences, documents

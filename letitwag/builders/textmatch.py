@@ -346,7 +346,7 @@ class TextMatcher:
 class _CompiledPhraseTables:
     """The phrase matcher as flat arrays for ``phrase_kernel.count_phrases``: the surface forms
     (UTF-8 bytes, CSR) with their lemma ids and an open-addressing hash table over them, and the
-    lemma trie with its deeper edges in CSR form sorted by lemma (binary-searched).
+    lemma trie: a dense root, and its deeper edges in an open-addressing table.
 
     ``phrase_kernel`` (numba) is imported on first use, so importing ``textmatch`` stays light.
     """
@@ -361,17 +361,15 @@ class _CompiledPhraseTables:
         np.cumsum([len(text) for text in encoded], out=self.form_offsets[1:])
         self.form_bytes = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8).copy()
         self.form_lemma = np.array([surface[form] for form in surface if form], dtype=np.int32)
-        n_slots = 1 << max(4, (4 * len(encoded)).bit_length())
-        self.slots = phrase_kernel.build_form_table(self.form_offsets, self.form_bytes, n_slots)
+        bits = max(4, (2 * len(encoded)).bit_length())  # at most half full
+        self.table = phrase_kernel.build_form_table(self.form_offsets, self.form_bytes, self.form_lemma, bits)
         self.root = trie.root[:-1].astype(np.int32)
+        self.has_children = trie.has_children.copy()
+        self.n_lemmas = trie.n_lemmas
         keys = np.asarray(trie.keys.to_numpy(zero_copy_only=False), dtype=np.int64)
-        states, lemmas = keys // trie.n_lemmas, keys % trie.n_lemmas
-        order = np.lexsort((lemmas, states))
-        n_states = len(trie.terminal_count)
-        self.child_ptr = np.zeros(n_states + 1, dtype=np.int64)
-        np.cumsum(np.bincount(states, minlength=n_states), out=self.child_ptr[1:])
-        self.child_lemma = lemmas[order].astype(np.int32)
-        self.child_target = trie.targets[:-1][order].astype(np.int32)
+        self.edges = phrase_kernel.build_edge_table(keys // trie.n_lemmas, keys % trie.n_lemmas,
+                                                    trie.targets[:-1].astype(np.int64), trie.n_lemmas,
+                                                    max(4, (2 * len(keys)).bit_length()))
         self.terminal_ptr = trie.terminal_ptr.astype(np.int64)
         self.terminal_concepts = trie.terminal_concepts.astype(np.int32)
 
@@ -387,8 +385,8 @@ class _CompiledPhraseTables:
         unicode_map, unicode_special = unicode_tables() if tier == "unicode" else _NO_UNICODE_TABLES
         return phrase_kernel.count_phrases(
             offsets, data, tier == "normalized", phrase_kernel.ASCII_CLASSES, unicode_map, unicode_special,
-            self.slots, self.form_offsets, self.form_bytes, self.form_lemma, self.root, self.child_ptr,
-            self.child_lemma, self.child_target, self.terminal_ptr, self.terminal_concepts, self.longest_match,
+            self.table, self.form_offsets, self.form_bytes, self.root, self.has_children, self.edges, self.n_lemmas,
+            self.terminal_ptr, self.terminal_concepts, self.longest_match,
             documents, occurrences)
 
 

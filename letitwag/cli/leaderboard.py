@@ -32,7 +32,11 @@ def _validate(args) -> int:
     validated = validate_submission(args.submission, Board.open(args.board))
     metrics = validated.results["metrics"]
     note = "" if validated.ranked else f"; listed but not ranked: {validated.not_ranked_reason}"
-    print(f"valid: {validated.key.model} top-1 {metrics['top1']:.4f} (every metric recomputed){note}")
+    if validated.key.task == "t2i":
+        headline = f"text-to-image, judge top-1 {metrics['judge_top1']:.4f} under judge {validated.key.judge}"
+    else:
+        headline = f"top-1 {metrics['top1']:.4f}"
+    print(f"valid: {validated.key.model} {headline} (every metric recomputed){note}")
     return 0
 
 
@@ -85,10 +89,12 @@ def register(subparsers) -> None:
         description="A board is a folder: board.json (the dataset every submission must match), labels.parquet "
         "and submissions/<model>/<revision>/<precision>_<prompts>/. A submission is a harness output folder "
         "(results.json + predictions.parquet) plus submission.json (model name, link, parameters, pretraining data, "
-        "includes_let_it_wag_images, license).",
+        "includes_let_it_wag_images, license). Classification and text-to-image (`evaluate --task t2i`) runs are "
+        "accepted; T2I entries are compared only under the same judge.",
         examples="  letitwag leaderboard init --board board/ --reference runs/vit-b-32/\n"
         "  letitwag leaderboard validate runs/my-model/ --board board/\n"
         "  letitwag leaderboard add runs/my-model/ --board board/\n"
+        "  letitwag leaderboard add runs/my-generator-t2i/ --board board/   # a text-to-image run\n"
         "  letitwag leaderboard verify --board board/\n"
         "  letitwag leaderboard build --board board/ --out site/\n"
         "  letitwag leaderboard build --out site/          # the paper's 40 models only",
@@ -145,8 +151,9 @@ def register(subparsers) -> None:
 
     build = cli.add_command(
         commands, "build", help="render the board as a static site (HTML + CSS + a little JS, works from file://)",
-        description="Writes index.html (sortable, filterable table; Let it Wag! vs ImageNet scatter; T2I table), "
-        "submit.html, one page per model, board.csv and board.json. Without --board: the paper's 40 models.",
+        description="Writes index.html (sortable, filterable table; Let it Wag! vs ImageNet scatter; T2I tables, one "
+        "per judge), submit.html, one page per model, board.csv, t2i.csv and board.json. Without --board: the "
+        "paper's 40 models.",
         examples="  letitwag leaderboard build --board board/ --out site/\n  letitwag leaderboard build --out site/")
     build.add_argument("--board", type=Path, default=None, help="board folder (default: the paper's models only)")
     build.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")

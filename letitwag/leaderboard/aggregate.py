@@ -1,7 +1,8 @@
 """Board-level numbers: ranks and accuracy on the rarest vs most frequent concepts.
 
 Ranking: by Let it Wag! top-1, ties share a rank (1, 2, 2, 4); entries not ranked (pretraining
-that includes Let it Wag! source images) get none.
+that includes Let it Wag! source images) get none. Text-to-image entries are ranked by judge
+top-1 within their judge's group only: numbers measured by different judges are not comparable.
 
 Concept bins: over the board's classes with a known pretraining frequency, the rarest bin holds
 every concept whose count is at most the 20th percentile count, the most frequent bin every
@@ -15,7 +16,7 @@ reported entries both have per-class accuracies, so both get these numbers from 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -24,14 +25,29 @@ from letitwag.leaderboard.entries import Entry
 LOW_QUANTILE, HIGH_QUANTILE = 0.2, 0.8
 
 
-def assign_ranks(entries: Sequence[Entry]) -> None:
-    ranked = sorted((e for e in entries if e.ranked and e.metrics.get("top1") is not None),
-                    key=lambda e: -e.metrics["top1"])
+def _rank_by(entries: Iterable[Entry], metric: str) -> None:
+    ranked = sorted((e for e in entries if e.ranked and e.metrics.get(metric) is not None),
+                    key=lambda e: -e.metrics[metric])
     previous, rank = None, 0
     for position, entry in enumerate(ranked, start=1):
-        if entry.metrics["top1"] != previous:
-            rank, previous = position, entry.metrics["top1"]
+        if entry.metrics[metric] != previous:
+            rank, previous = position, entry.metrics[metric]
         entry.rank = rank
+
+
+def assign_ranks(entries: Sequence[Entry]) -> None:
+    _rank_by((e for e in entries if e.task == "classification"), "top1")
+    for group in judge_groups(entries):
+        _rank_by(group["entries"], "judge_top1")
+
+
+def judge_groups(entries: Sequence[Entry]) -> list[dict]:
+    """Text-to-image entries grouped by judge (``{"judge": label, "entries": [...]}``), judges sorted."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.task == "t2i":
+            groups.setdefault(entry.judge or "unknown judge", []).append(entry)
+    return [{"judge": judge, "entries": groups[judge]} for judge in sorted(groups)]
 
 
 def extreme_bins(frequencies: dict[str, int]) -> tuple[list[str], list[str]]:

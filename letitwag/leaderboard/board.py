@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -92,18 +93,38 @@ class BoardConfig:
 
 @dataclass(frozen=True)
 class EntryKey:
-    """What makes two submissions the same run: model, checkpoint revision, precision, prompt set."""
+    """What makes two submissions the same run: model, checkpoint revision, precision, prompt set,
+    and for text-to-image runs the task and the judge (a T2I number means something only under
+    its judge, so the same generator judged twice is two entries)."""
 
     model: str
     revision: str
     precision: str
     prompt_set: str
+    task: str = "classification"
+    judge: str | None = None
 
     def folder(self) -> Path:
-        return Path(slug(self.model)) / slug(self.revision) / f"{slug(self.precision)}_{slug(self.prompt_set)}"
+        last = f"{slug(self.precision)}_{slug(self.prompt_set)}"
+        if self.task != "classification":
+            judge = hashlib.sha256(str(self.judge).encode("utf-8")).hexdigest()[:12]
+            last += f"_{slug(self.task)}-{judge}"
+        return Path(slug(self.model)) / slug(self.revision) / last
 
-    def normalised(self) -> tuple[str, str, str, str]:
-        return (self.model.casefold(), self.revision, self.precision.casefold(), self.prompt_set.casefold())
+    def normalised(self) -> tuple[str, ...]:
+        return (self.model.casefold(), self.revision, self.precision.casefold(), self.prompt_set.casefold(),
+                self.task, self.judge or "")
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored key; classification keys keep their original four fields (boards stay re-verifiable)."""
+        record = asdict(self)
+        if self.task == "classification" and self.judge is None:
+            del record["task"], record["judge"]
+        return record
+
+    def describe(self) -> str:
+        text = f"{self.model} (revision {self.revision}, {self.precision}, prompts {self.prompt_set}"
+        return text + (f", {self.task} judged by {self.judge})" if self.task != "classification" else ")")
 
 
 class Board:
@@ -171,7 +192,7 @@ class Board:
             return iter(())
         return iter(sorted(p.parent for p in (self.root / SUBMISSIONS_DIR).glob(f"*/*/*/{VERIFICATION_FILE}")))
 
-    def keys(self) -> set[tuple[str, str, str, str]]:
+    def keys(self) -> set[tuple[str, ...]]:
         keys = set()
         for folder in self.entry_folders():
             record = json.loads((folder / VERIFICATION_FILE).read_text(encoding="utf-8"))
@@ -229,8 +250,7 @@ def store_entry(board: Board, source: Path, key: EntryKey, file_hashes: dict[str
     board.require_config()
     final = board.root / SUBMISSIONS_DIR / key.folder()
     if key.normalised() in board.keys() or final.exists():
-        raise SubmissionRejected(f"duplicate submission: {key.model} (revision {key.revision}, {key.precision}, "
-                                 f"prompts {key.prompt_set}) is already on the board at {final}")
+        raise SubmissionRejected(f"duplicate submission: {key.describe()} is already on the board at {final}")
     staging_root = board.root / STAGING_DIR
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="entry-", dir=staging_root))
@@ -240,7 +260,7 @@ def store_entry(board: Board, source: Path, key: EntryKey, file_hashes: dict[str
             if file_sha256(staging / name) != file_hashes[name]:
                 raise SubmissionRejected(f"{source / name}: changed while it was being validated; submit again")
         atomic_write_json(staging / VERIFICATION_FILE, {
-            "format": VERIFICATION_FORMAT, "key": asdict(key), "verified_by": f"letitwag {__version__}",
+            "format": VERIFICATION_FORMAT, "key": key.to_json(), "verified_by": f"letitwag {__version__}",
             "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "sha256": file_hashes, **record})
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,10 @@ from letitwag.leaderboard.submission import slug
 
 PAPER_LINK = "https://arxiv.org/abs/2404.04125"
 METRICS = ("top1", "top5", "mean_per_class_recall")
+# Text-to-image entries: judge accuracy (with CIs), HEIM CLIPScores, retrieval CMC (when measured).
+T2I_METRICS = ("judge_top1", "judge_top5", "judge_mean_per_class_recall", "expected_clip_score", "max_clip_score",
+               "retrieval_cmc@1", "retrieval_cmc@5")
+T2I_CI_METRICS = ("judge_top1", "judge_top5", "judge_mean_per_class_recall")
 
 
 @dataclass
@@ -34,6 +38,8 @@ class Entry:
     name: str
     status: str  # "verified" or "reported"
     pretraining: str
+    task: str = "classification"  # or "t2i"
+    judge: str | None = None  # t2i: the judge measuring the metrics; entries compare only under one judge
     link: str | None = None
     parameters: int | None = None
     includes_let_it_wag_images: bool | None = None
@@ -112,11 +118,15 @@ def stored_entry(folder: Path, root: Path) -> Entry:
         imagenet = _number_or_none(metadata.get("imagenet_top1"))
         relative = "/".join(folder.relative_to(root).parts[1:])
         parameters = metadata.get("parameters")
+        task = str(results.get("task", "classification"))
+        names, ci_names = (T2I_METRICS, T2I_CI_METRICS) if task == "t2i" else (METRICS, METRICS)
         return Entry(
             id=f"sub-{slug(relative.replace('/', '-'))}-{hashlib.sha256(relative.encode()).hexdigest()[:8]}",
             name=str(metadata["model_name"]),
             status="verified",
             pretraining=str(metadata["pretraining_data"]),
+            task=task,
+            judge=record["key"].get("judge"),
             link=str(metadata["link"]),
             parameters=parameters if isinstance(parameters, int) and not isinstance(parameters, bool) else None,
             includes_let_it_wag_images=_flag(metadata.get("includes_let_it_wag_images")),
@@ -129,8 +139,8 @@ def stored_entry(folder: Path, root: Path) -> Entry:
             has_predictions=stored["has_predictions"],
             ranked=bool(record.get("ranked", True)),
             not_ranked_reason=record.get("not_ranked_reason"),
-            metrics={name: _number_or_none(metrics.get(name)) for name in METRICS},
-            ci95={name: _interval(ci.get(name)) for name in METRICS},
+            metrics={name: _number_or_none(metrics.get(name)) for name in names},
+            ci95={name: _interval(ci.get(name)) for name in ci_names},
             imagenet_top1=imagenet,
             imagenet_source="stated by submitter" if imagenet is not None else None,
             per_class_accuracy={str(k): float(v) for k, v in metrics.get("per_class_accuracy", {}).items()},

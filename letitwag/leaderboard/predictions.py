@@ -30,16 +30,17 @@ class Predictions:
     topk_ids: np.ndarray
 
 
-def _read_table(data: bytes, path: Path) -> pa.Table:
+def read_table(data: bytes, path: Path, columns: tuple[str, ...] = REQUIRED_COLUMNS) -> pa.Table:
+    """The named columns of a parquet file's bytes; a one-line rejection when unreadable or lacking one."""
     try:
-        return pq.read_table(pa.BufferReader(data), columns=list(REQUIRED_COLUMNS))
+        return pq.read_table(pa.BufferReader(data), columns=list(columns))
     except (pa.ArrowInvalid, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SubmissionRejected(f"{path}: not a readable predictions parquet with columns "
-                                 f"{', '.join(REQUIRED_COLUMNS)} ({reason})") from None
+                                 f"{', '.join(columns)} ({reason})") from None
 
 
-def _integer_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
+def integer_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
     column = table.column(name)
     if not pa.types.is_integer(column.type):
         raise SubmissionRejected(f"{path}: column {name!r} must be integers, found {column.type}")
@@ -48,7 +49,7 @@ def _integer_column(table: pa.Table, name: str, path: Path) -> np.ndarray:
     return column.to_numpy().astype(np.int64, copy=False)
 
 
-def _list_column(table: pa.Table, name: str, k: int, path: Path, value_check) -> np.ndarray:
+def list_column(table: pa.Table, name: str, k: int, path: Path, value_check) -> np.ndarray:
     """A list column as a (rows, k) array; every list must have exactly ``k`` non-null values."""
     column = table.column(name)
     is_list = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
@@ -82,6 +83,27 @@ def _sample_counts(index: np.ndarray, num_samples: int, path: Path) -> np.ndarra
     return counts
 
 
+def check_topk(ids: np.ndarray, scores: np.ndarray, index: np.ndarray, row_name: str, num_classes: int,
+               path: Path) -> None:
+    """Valid, distinct top-k class ids and finite scores ordered best first (``index`` names rows)."""
+    checks = (
+        (((ids < 0) | (ids >= num_classes)).any(axis=1), f"hold a class index outside 0..{num_classes - 1}"),
+        ((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1), "repeat a class; the k predicted classes must "
+                                                                   "be distinct"),
+    )
+    for bad, problem in checks:
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            raise SubmissionRejected(f"{path}: topk_ids of {row_name} {index[rows[0]]} {problem}")
+    not_finite = np.flatnonzero(~np.isfinite(scores).all(axis=1))
+    if not_finite.size:
+        raise SubmissionRejected(f"{path}: topk_scores of {row_name} {index[not_finite[0]]} hold NaN or infinity")
+    unordered = np.flatnonzero((np.diff(scores.astype(np.float64), axis=1) > 1e-6).any(axis=1))
+    if unordered.size:
+        raise SubmissionRejected(f"{path}: topk_scores of {row_name} {index[unordered[0]]} are not ordered "
+                                 "best first")
+
+
 def check_predictions(data: bytes, path: Path, board_labels: np.ndarray, num_classes: int) -> Predictions:
     """Completeness, labels equal to the board's, valid distinct top-k ids, finite ordered scores.
 
@@ -90,12 +112,12 @@ def check_predictions(data: bytes, path: Path, board_labels: np.ndarray, num_cla
     sample present exactly once. ``data`` is the file's content, read once, so what is checked
     is exactly what gets stored.
     """
-    table = _read_table(data, path)
-    index = _integer_column(table, "sample_index", path)
-    labels = _integer_column(table, "label", path)
+    table = read_table(data, path)
+    index = integer_column(table, "sample_index", path)
+    labels = integer_column(table, "label", path)
     k = min(5, num_classes)
-    ids = _list_column(table, "topk_ids", k, path, pa.types.is_integer)
-    scores = _list_column(table, "topk_scores", k, path, pa.types.is_floating)
+    ids = list_column(table, "topk_ids", k, path, pa.types.is_integer)
+    scores = list_column(table, "topk_scores", k, path, pa.types.is_floating)
 
     counts = _sample_counts(index, len(board_labels), path)
     expected = board_labels >= 0
@@ -118,22 +140,7 @@ def check_predictions(data: bytes, path: Path, board_labels: np.ndarray, num_cla
         raise SubmissionRejected(f"{path}: label of sample_index {index[first]} is {labels[first]} but the board's "
                                  f"dataset says {truth[first]} ({wrong_label.size} labels differ); labels come from "
                                  "the dataset, not the submission")
-    checks = (
-        (((ids < 0) | (ids >= num_classes)).any(axis=1), f"hold a class index outside 0..{num_classes - 1}"),
-        ((np.diff(np.sort(ids, axis=1), axis=1) == 0).any(axis=1), "repeat a class; the k predicted classes must "
-                                                                   "be distinct"),
-    )
-    for bad, problem in checks:
-        rows = np.flatnonzero(bad)
-        if rows.size:
-            raise SubmissionRejected(f"{path}: topk_ids of sample_index {index[rows[0]]} {problem}")
-    not_finite = np.flatnonzero(~np.isfinite(scores).all(axis=1))
-    if not_finite.size:
-        raise SubmissionRejected(f"{path}: topk_scores of sample_index {index[not_finite[0]]} hold NaN or infinity")
-    unordered = np.flatnonzero((np.diff(scores.astype(np.float64), axis=1) > 1e-6).any(axis=1))
-    if unordered.size:
-        raise SubmissionRejected(f"{path}: topk_scores of sample_index {index[unordered[0]]} are not ordered "
-                                 "best first")
+    check_topk(ids, scores, index, "sample_index", num_classes, path)
     return Predictions(labels=truth, topk_ids=ids.astype(np.int64, copy=False))
 
 
@@ -143,9 +150,9 @@ def read_reference_labels(path: Path, num_samples: int, num_classes: int) -> np.
     How a new board learns its ground truth; samples the reference could not evaluate (its
     ``skipped_samples``) become the board's excluded samples.
     """
-    table = _read_table(path.read_bytes(), path)
-    index = _integer_column(table, "sample_index", path)
-    labels = _integer_column(table, "label", path)
+    table = read_table(path.read_bytes(), path)
+    index = integer_column(table, "sample_index", path)
+    labels = integer_column(table, "label", path)
     _sample_counts(index, num_samples, path)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise SubmissionRejected(f"{path}: labels outside 0..{num_classes - 1}")

@@ -8,10 +8,10 @@ build never leaves half a site.
 
 Output::
 
-    index.html        main table (sortable, filterable), vs-ImageNet scatter, T2I table
+    index.html        main table (sortable, filterable), vs-ImageNet scatter, T2I tables (one per judge)
     submit.html       how to submit
     models/<id>.html  one page per entry: facts, frequency plot, per-concept accuracies
-    board.csv  board.json   the whole board as data
+    board.csv  t2i.csv  board.json   the whole board as data
     static/style.css  static/board.js
 """
 
@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from letitwag import __version__
 from letitwag.concepts import display_name
-from letitwag.leaderboard.aggregate import assign_ranks, attach_bin_accuracies, extreme_bins
+from letitwag.leaderboard.aggregate import assign_ranks, attach_bin_accuracies, extreme_bins, judge_groups
 from letitwag.leaderboard.board import Board, BoardConfig
-from letitwag.leaderboard.entries import METRICS, Entry, load_entries, paper_entries
+from letitwag.leaderboard.entries import METRICS, T2I_CI_METRICS, T2I_METRICS, Entry, load_entries, paper_entries
 from letitwag.leaderboard.concept_table import ConceptRows
 from letitwag.leaderboard.figures import FrequencyPlot, paper_fits, scatter_figure
 from letitwag.leaderboard.frequencies import concept_frequencies
@@ -48,6 +48,12 @@ CSV_COLUMNS = ("rank", "name", "status", "pretraining", "top1", "top1_ci_low", "
                "mean_per_class_recall_ci_high", "imagenet_top1", "imagenet_source", "rarest_concepts_accuracy",
                "most_frequent_concepts_accuracy", "includes_let_it_wag_images", "ranked", "parameters", "license",
                "link", "spec", "revision", "precision", "prompt_set", "verified_at", "page")
+_SHARED_COLUMNS = ("ranked", "parameters", "license", "link", "spec", "revision", "precision", "prompt_set",
+                   "verified_at", "page")
+T2I_CSV_COLUMNS = ("rank", "judge", "name", "pretraining", *T2I_METRICS,
+                   *(f"{m}_ci_{end}" for m in T2I_CI_METRICS for end in ("low", "high")),
+                   "rarest_concepts_judge_accuracy", "most_frequent_concepts_judge_accuracy",
+                   "includes_let_it_wag_images", *_SHARED_COLUMNS)
 
 
 def safe_link(value: Any) -> str:
@@ -83,35 +89,54 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+def _metric_cells(e: Entry, metrics: Sequence[str], with_ci: Sequence[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {metric: e.metrics.get(metric) for metric in metrics}
+    for metric in with_ci:
+        ci = e.ci95.get(metric)
+        row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = (ci[0], ci[1]) if ci else (None, None)
+    return row
+
+
+def _shared_cells(e: Entry) -> dict[str, Any]:
+    return {"includes_let_it_wag_images": e.includes_let_it_wag_images, "ranked": e.rank is not None,
+            "parameters": e.parameters, "license": e.license, "link": e.link, "spec": e.spec,
+            "revision": e.revision, "precision": e.precision, "prompt_set": e.prompt_set,
+            "verified_at": e.verified_at, "page": e.page}
+
+
 def board_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
     """The downloadable table: one flat row per entry (fractions for metrics, percent for ImageNet)."""
-    rows = []
-    for e in entries:
-        row: dict[str, Any] = {"rank": e.rank, "name": e.name, "status": e.status, "pretraining": e.pretraining}
-        for metric in METRICS:
-            ci = e.ci95.get(metric)
-            row[metric] = e.metrics.get(metric)
-            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = (ci[0], ci[1]) if ci else (None, None)
-        row.update({"imagenet_top1": e.imagenet_top1, "imagenet_source": e.imagenet_source,
-                    "rarest_concepts_accuracy": e.rare_accuracy, "most_frequent_concepts_accuracy": e.frequent_accuracy,
-                    "includes_let_it_wag_images": e.includes_let_it_wag_images, "ranked": e.rank is not None,
-                    "parameters": e.parameters, "license": e.license, "link": e.link, "spec": e.spec,
-                    "revision": e.revision, "precision": e.precision, "prompt_set": e.prompt_set,
-                    "verified_at": e.verified_at, "page": e.page})
-        rows.append(row)
-    return rows
+    return [{"rank": e.rank, "name": e.name, "status": e.status, "pretraining": e.pretraining,
+             **_metric_cells(e, METRICS, METRICS), "imagenet_top1": e.imagenet_top1,
+             "imagenet_source": e.imagenet_source, "rarest_concepts_accuracy": e.rare_accuracy,
+             "most_frequent_concepts_accuracy": e.frequent_accuracy, **_shared_cells(e)}
+            for e in entries]
 
 
-def _write_downloads(out: Path, entries: Sequence[Entry], meta: dict[str, Any]) -> None:
-    rows = board_rows(entries)
+def t2i_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The text-to-image table: one flat row per entry, with the judge that measured it."""
+    return [{"rank": e.rank, "judge": e.judge, "name": e.name, "pretraining": e.pretraining,
+             **_metric_cells(e, T2I_METRICS, T2I_CI_METRICS), "rarest_concepts_judge_accuracy": e.rare_accuracy,
+             "most_frequent_concepts_judge_accuracy": e.frequent_accuracy, **_shared_cells(e)}
+            for e in entries]
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell("" if v is None else v) for k, v in row.items()})
-    (out / "board.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def _write_downloads(out: Path, entries: Sequence[Entry], t2i_entries: Sequence[Entry], meta: dict[str, Any]) -> None:
+    rows, t2i = board_rows(entries), t2i_rows(t2i_entries)
+    _write_csv(out / "board.csv", CSV_COLUMNS, rows)
+    _write_csv(out / "t2i.csv", T2I_CSV_COLUMNS, t2i)
     full = {"format": "letitwag.board-export/1", **meta,
-            "entries": [dict(row, per_class_accuracy=e.per_class_accuracy) for row, e in zip(rows, entries)]}
+            "entries": [dict(row, per_class_accuracy=e.per_class_accuracy) for row, e in zip(rows, entries)],
+            "t2i_entries": [dict(row, per_class_accuracy=e.per_class_accuracy) for row, e in zip(t2i, t2i_entries)]}
     (out / "board.json").write_text(json.dumps(full, ensure_ascii=False, allow_nan=False), encoding="utf-8")
 
 
@@ -126,15 +151,17 @@ def _copy_static(out: Path) -> None:
 def build_site(board: Board, out: str | Path) -> Path:
     """Render ``board`` into ``out`` (replaced atomically); returns ``out``."""
     out = Path(out)
-    entries = load_entries(board)
+    every_entry = load_entries(board)
     class_names = _class_names(board)
     names = {c: display_name(c) for c in class_names}
     corpus, count_type = board.frequency_source
     frequencies = concept_frequencies(class_names, corpus, count_type)
     rarest, frequent = extreme_bins(frequencies)
-    assign_ranks(entries)
-    attach_bin_accuracies(entries, rarest, frequent)
-    entries.sort(key=lambda e: (e.rank is None, e.rank or 0, e.name.casefold()))
+    assign_ranks(every_entry)
+    attach_bin_accuracies(every_entry, rarest, frequent)
+    every_entry.sort(key=lambda e: (e.rank is None, e.rank or 0, e.name.casefold()))
+    entries = [e for e in every_entry if e.task == "classification"]
+    t2i_groups = judge_groups(every_entry)
 
     paper = [e for e in entries if e.status == "reported"] or paper_entries()
     fits = paper_fits([e.imagenet_top1 for e in paper], [e.metrics["top1"] * 100 for e in paper])
@@ -159,22 +186,23 @@ def build_site(board: Board, out: str | Path) -> Path:
             num_classes=len(class_names), covered=len(frequencies), fits=fits,
             bins={"rare": len(rarest), "rare_max": max((frequencies[c] for c in rarest), default="—"),
                   "frequent": len(frequent), "frequent_min": min((frequencies[c] for c in frequent), default="—")},
-            scatter=scatter_figure(points, fits), t2i_entries=[], **common)
+            scatter=scatter_figure(points, fits), t2i_groups=t2i_groups, **common)
         (staging / "index.html").write_text(index, encoding="utf-8")
         (staging / "submit.html").write_text(env.get_template("submit.html").render(
             root="", tolerance=config.tolerance, limits=config.limits or SizeLimits(),
             max_bootstrap=config.max_bootstrap_samples, **common), encoding="utf-8")
         page = env.get_template("model.html")
         rows, plot = ConceptRows(class_names, names, frequencies), FrequencyPlot(frequencies, names)
-        for entry in tqdm(entries, desc="model pages", unit="page", disable=len(entries) < 200):
+        for entry in tqdm(every_entry, desc="model pages", unit="page", disable=len(every_entry) < 200):
             html = page.render(root="../", e=entry, concept_rows=rows.render(entry.per_class_accuracy),
                                freq_figure=plot.figure(entry.per_class_accuracy), **common)
             (staging / entry.page).write_text(html, encoding="utf-8")
-        _write_downloads(staging, entries, {"title": config.title, "built_at": built_at,
-                                            "dataset": {k: v for k, v in (config.dataset or {}).items()
-                                                        if k != "class_names"},
-                                            "frequency_corpus": corpus, "frequency_count_type": count_type,
-                                            "rarest_concepts": rarest, "most_frequent_concepts": frequent})
+        t2i_entries = [e for group in t2i_groups for e in group["entries"]]
+        _write_downloads(staging, entries, t2i_entries, {
+            "title": config.title, "built_at": built_at,
+            "dataset": {k: v for k, v in (config.dataset or {}).items() if k != "class_names"},
+            "frequency_corpus": corpus, "frequency_count_type": count_type,
+            "rarest_concepts": rarest, "most_frequent_concepts": frequent})
         previous = None
         if out.exists():
             previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -185,5 +213,5 @@ def build_site(board: Board, out: str | Path) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    logger.info("built %s: %d entries", out, len(entries))
+    logger.info("built %s: %d entries (%d text-to-image)", out, len(every_entry), len(every_entry) - len(entries))
     return out

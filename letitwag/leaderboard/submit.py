@@ -44,11 +44,17 @@ def plan_operations(validated: ValidatedSubmission) -> list[Any]:
 def describe(validated: ValidatedSubmission) -> tuple[str, str]:
     """Pull request title and description."""
     key, metrics = validated.key, validated.results["metrics"]
-    title = f"Add {key.model} ({key.revision}, {key.precision}, prompts {key.prompt_set})"
-    body = (f"Submission made with `letitwag leaderboard submit`; validated locally (every metric recomputed).\n\n"
-            f"- top-1: {metrics['top1']:.4f}\n- top-5: {metrics.get('top5')}\n"
-            f"- mean per-class recall: {metrics.get('mean_per_class_recall')}\n"
-            f"- includes Let it Wag! source images: {validated.metadata.includes_let_it_wag_images}\n")
+    title = f"Add {key.describe()}"
+    if key.task == "t2i":
+        lines = [f"judge: {key.judge}", f"judge top-1: {metrics['judge_top1']:.4f}",
+                 f"expected CLIPScore: {metrics['expected_clip_score']:.4f}",
+                 f"max CLIPScore: {metrics['max_clip_score']:.4f}", f"retrieval CMC@1: {metrics.get('retrieval_cmc@1')}"]
+    else:
+        lines = [f"top-1: {metrics['top1']:.4f}", f"top-5: {metrics.get('top5')}",
+                 f"mean per-class recall: {metrics.get('mean_per_class_recall')}"]
+    lines.append(f"includes Let it Wag! source images: {validated.metadata.includes_let_it_wag_images}")
+    body = ("Submission made with `letitwag leaderboard submit`; validated locally (every metric recomputed).\n\n"
+            + "".join(f"- {line}\n" for line in lines))
     return title, body
 
 

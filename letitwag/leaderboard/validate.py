@@ -9,7 +9,7 @@ last the duplicate check. Each file is read once; what is checked is what ``add`
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from letitwag.errors import UserInputError
 from letitwag.leaderboard.board import DATASET_IDENTITY, Board, EntryKey, store_entry
 from letitwag.leaderboard.frequencies import frequency_counts_for
 from letitwag.leaderboard.predictions import check_predictions
-from letitwag.leaderboard.recompute import compare_metrics, recompute_classification
+from letitwag.leaderboard.recompute import bootstrap_settings, compare_metrics, recompute_classification
 from letitwag.leaderboard.submission import (
     METADATA_FILE,
     PREDICTIONS_FILE,
@@ -33,6 +33,9 @@ from letitwag.leaderboard.submission import (
     require,
     short_repr,
 )
+from letitwag.leaderboard.t2i import check_t2i_identity, check_t2i_predictions, judge_label, recompute_t2i
+
+TASKS = ("classification", "t2i")
 
 
 @dataclass(frozen=True)
@@ -52,19 +55,29 @@ class ValidatedSubmission:
 
     def record(self) -> dict[str, Any]:
         """What the board's ``verification.json`` says about this entry beyond key and hashes."""
-        return {"ranked": self.ranked, "not_ranked_reason": self.not_ranked_reason,
-                "num_samples": self.results["dataset"]["num_samples"]}
+        size = ({"num_images": self.results["metrics"]["num_images"]} if self.key.task == "t2i"
+                else {"num_samples": self.results["dataset"]["num_samples"]})
+        return {"ranked": self.ranked, "not_ranked_reason": self.not_ranked_reason, **size}
 
 
-def _check_identity(results: dict[str, Any], board: Board, where: Path) -> None:
-    """Same dataset (id, split, revision, fingerprint, classes) as the board, a full run, real weights."""
+def _check_run(results: dict[str, Any], where: Path) -> str:
+    """A task the board reads, a full run (no --limit), real weights; returns the task."""
     task = require(results, "task", str, where)
-    if task != "classification":
-        raise SubmissionRejected(f"{where}: task {task!r} is not accepted by this board yet (classification only)")
+    if task not in TASKS:
+        raise SubmissionRejected(f"{where}: task {short_repr(task)} is not accepted by this board "
+                                 f"({' or '.join(TASKS)})")
     limit = require(results, "config", dict, where).get("limit")
     if limit is not None:
         raise SubmissionRejected(f"{where}: the run used --limit {short_repr(limit)}; limited runs are never ranked, "
                                  "evaluate the whole dataset")
+    if require(results, "model", dict, where).get("random_weights") is not False:
+        raise SubmissionRejected(f"{where}: model.random_weights must be false; random-weights runs are plumbing "
+                                 "tests, not submissions")
+    return task
+
+
+def _check_identity(results: dict[str, Any], board: Board, where: Path) -> None:
+    """Same dataset (id, split, revision, fingerprint, samples, classes) as the board."""
     dataset = require(results, "dataset", dict, where)
     expected = board.config.dataset
     for field in DATASET_IDENTITY:
@@ -75,14 +88,13 @@ def _check_identity(results: dict[str, Any], board: Board, where: Path) -> None:
     if dataset.get("class_names") != expected["class_names"]:
         raise SubmissionRejected(f"{where}: dataset.class_names differ from the board's {expected['num_classes']} "
                                  "classes (names or order)")
-    if require(results, "model", dict, where).get("random_weights") is not False:
-        raise SubmissionRejected(f"{where}: model.random_weights must be false; random-weights runs are plumbing "
-                                 "tests, not submissions")
 
 
-def _entry_key(results: dict[str, Any], metadata: Metadata, where: Path) -> EntryKey:
+def _entry_key(results: dict[str, Any], metadata: Metadata, where: Path, task: str, judge: str | None) -> EntryKey:
     revision = results["model"].get("revision") or "unversioned"
     return EntryKey(
+        task=task,
+        judge=judge,
         model=metadata.model_name,
         revision=clean_text(revision, "model.revision", str(where), name=True),
         precision=clean_text(require(results, "config.precision", str, where), "config.precision", str(where),
@@ -112,22 +124,33 @@ def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = T
     metadata = parse_metadata(read_json(content[METADATA_FILE], metadata_path), str(metadata_path))
     results = read_json(content[RESULTS_FILE], results_path)
     check_results_format(results, results_path)
-    _check_identity(results, board, results_path)
+    task = _check_run(results, results_path)
+    judge = None
+    if task == "t2i":
+        check_t2i_identity(results, config.dataset, results_path)
+        judge = judge_label(results, results_path)
+    else:
+        _check_identity(results, board, results_path)
     clean_text(require(results, "model.spec", str, results_path), "model.spec", str(results_path))
-    key = _entry_key(results, metadata, results_path)
+    key = _entry_key(results, metadata, results_path, task, judge)
     claimed = require(results, "metrics", dict, results_path)
 
-    predictions = check_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, board.labels,
-                                    config.dataset["num_classes"])
     counts = frequency_counts_for(claimed.get("by_frequency_bin"), results_path)
-    recomputed = recompute_classification(predictions.labels, predictions.topk_ids, config.dataset["class_names"],
-                                          claimed, max_bootstrap_samples=config.max_bootstrap_samples,
-                                          frequency_counts=counts)
+    class_names = config.dataset["class_names"]
+    if task == "t2i":
+        images = check_t2i_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, results, class_names)
+        samples, seed = bootstrap_settings(claimed, config.max_bootstrap_samples, "results.json")
+        recomputed = recompute_t2i(images, class_names, samples=samples, seed=seed, frequency_counts=counts)
+    else:
+        predictions = check_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, board.labels,
+                                        config.dataset["num_classes"])
+        recomputed = recompute_classification(predictions.labels, predictions.topk_ids, class_names,
+                                              claimed, max_bootstrap_samples=config.max_bootstrap_samples,
+                                              frequency_counts=counts)
     compare_metrics(claimed, recomputed, config.tolerance, str(results_path))
 
     if new_entry and key.normalised() in board.keys():
-        raise SubmissionRejected(f"duplicate submission: {key.model} (revision {key.revision}, {key.precision}, "
-                                 f"prompts {key.prompt_set}) is already on the board")
+        raise SubmissionRejected(f"duplicate submission: {key.describe()} is already on the board")
     return ValidatedSubmission(folder=folder, results=results, metadata=metadata, key=key, file_hashes=hashes,
                                not_ranked_reason=_not_ranked_reason(metadata))
 
@@ -155,7 +178,7 @@ def verify_board(board: Board) -> list[tuple[Path, str | None]]:
             if record.get("sha256") != validated.file_hashes:
                 raise SubmissionRejected(f"{folder}: files differ from the ones verified on "
                                          f"{record.get('verified_at')}")
-            if record.get("key") != asdict(validated.key):
+            if record.get("key") != validated.key.to_json():
                 raise SubmissionRejected(f"{folder}: stored key {short_repr(record.get('key'))} differs from "
                                          "the files'")
         except UserInputError as error:

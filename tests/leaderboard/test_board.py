@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DATASET, LABELS, metadata_document, write_submission
+from board_helpers import DATASET, LABELS, metadata_document, write_submission
 from letitwag.cli import main
 from letitwag.leaderboard import board as board_module
 from letitwag.leaderboard.board import Board, BoardError, init_from_reference
@@ -105,7 +105,7 @@ def test_missing_board_is_one_clear_line(tmp_path: Path, submission: Path, capsy
 
 def test_samples_missing_from_the_reference_are_excluded(tmp_path: Path) -> None:
     """A sample the reference run could not evaluate (corrupt image) is left out by every submission."""
-    from conftest import metrics_for, predict, results_document, write_predictions
+    from board_helpers import metrics_for, predict, results_document, write_predictions
 
     keep = np.arange(len(LABELS)) != 5
     topk, scores = predict(LABELS, 0)

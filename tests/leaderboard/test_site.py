@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import metadata_document, write_submission
+from board_helpers import metadata_document, write_submission
 from letitwag.cli import main
 from letitwag.data import read_bundled_table
 from letitwag.leaderboard.board import Board

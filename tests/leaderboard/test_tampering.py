@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import LABELS, metadata_document, metrics_for, predict, results_document, write_predictions
+from board_helpers import LABELS, metadata_document, metrics_for, predict, results_document, write_predictions
 from letitwag.cli import main
 from letitwag.leaderboard.board import Board
 from letitwag.leaderboard.submission import SubmissionRejected

@@ -1,0 +1,104 @@
+"""Synthetic harness runs for the leaderboard tests (a module, not conftest: test areas share one sys.path).
+
+A run is written exactly as docs/FORMATS.md describes (``results.json`` + ``predictions.parquet``)
+with metrics from the harness's own ``classification_metrics``, so a valid submission here is a
+valid submission anywhere. Predictions come from a seeded generator that is right ~60% of the
+time; nothing is a real model.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from letitwag.data import read_bundled_json
+
+NUM_CLASSES = 10
+PER_CLASS = 30
+CLASS_NAMES = list(read_bundled_json("let_it_wag_classes.json"))[:NUM_CLASSES]
+BOOTSTRAP = 50
+DATASET = {
+    "id": "bethgelab/Let-It-Wag", "split": "train", "revision": "0123abcd",
+    "fingerprint": hashlib.sha256(b"synthetic test dataset").hexdigest(),
+    "num_samples": NUM_CLASSES * PER_CLASS, "num_classes": NUM_CLASSES, "class_names": CLASS_NAMES,
+    "class_list_hash": hashlib.sha256("\n".join(CLASS_NAMES).encode()).hexdigest(),
+}
+LABELS = np.repeat(np.arange(NUM_CLASSES), PER_CLASS)
+
+
+def predict(labels: np.ndarray, seed: int, num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded top-5 predictions (distinct ids, best first) that hit the label ~60% of the time."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(len(labels), num_classes))
+    scores[np.arange(len(labels)), labels] += 1.5
+    topk = np.argsort(-scores, axis=1)[:, :5]
+    return topk.astype(np.int32), np.take_along_axis(scores, topk, axis=1).astype(np.float32)
+
+
+@functools.cache
+def bundled_counts() -> dict:
+    from letitwag.harness.metrics import bundled_frequency_counts
+
+    return bundled_frequency_counts()
+
+
+def metrics_for(labels: np.ndarray, topk: np.ndarray, samples: int = BOOTSTRAP, seed: int = 0) -> dict:
+    """What the harness writes by default: bootstrap CIs and bins on every bundled paper corpus."""
+    from letitwag.harness.metrics import classification_metrics
+
+    return classification_metrics(labels, topk, CLASS_NAMES, bootstrap_samples=samples, seed=seed,
+                                  frequency_counts=bundled_counts())
+
+
+def write_predictions(path: Path, labels: np.ndarray, topk: np.ndarray, scores: np.ndarray,
+                      index: np.ndarray | None = None) -> None:
+    index = np.arange(len(labels)) if index is None else index
+    table = pa.table({
+        "sample_index": pa.array(index, pa.int64()),
+        "label": pa.array(labels, pa.int32()),
+        "topk_ids": pa.array(list(topk), pa.list_(pa.int32())),
+        "topk_scores": pa.array(list(scores), pa.list_(pa.float32())),
+    })
+    pq.write_table(table, path)
+
+
+def results_document(metrics: dict, *, spec: str = "open_clip:ViT-S-32/random", revision: str = "abc123",
+                     precision: str = "fp32", prompt_set: str = "ensemble") -> dict:
+    return {
+        "format": "letitwag.results/1",
+        "task": "classification",
+        "model": {"spec": spec, "adapter": "open_clip", "name": "ViT-S-32", "pretrained": "test",
+                  "resolved_checkpoint": "/tmp/checkpoint.pt", "revision": revision, "random_weights": False},
+        "dataset": json.loads(json.dumps(DATASET)),
+        "prompts": {"set": prompt_set, "hash": "0" * 64, "num_templates": 80},
+        "config": {"seed": 0, "batch_size": 64, "precision": precision, "device": "cpu", "workers": 2, "limit": None},
+        "environment": {"letitwag": "0.1.0", "python": "3.11", "torch": "x", "open_clip": "x", "git_hash": "x",
+                        "platform": "linux"},
+        "timing": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:01:00Z", "wall_seconds": 60.0},
+        "metrics": metrics,
+        "skipped_samples": {"corrupt_image": 0},
+    }
+
+
+def metadata_document(**overrides) -> dict:
+    data = {"format": "letitwag.submission/1", "model_name": "Synthetic ViT-S-32", "link": "https://example.org/model",
+            "parameters": 63_000_000, "pretraining_data": "none (synthetic predictions)",
+            "includes_let_it_wag_images": False, "license": "MIT", "imagenet_top1": 12.5}
+    data.update(overrides)
+    return data
+
+
+def write_submission(folder: Path, *, seed: int = 1, metadata: dict | None = None, **result_options) -> Path:
+    """A complete, valid submission folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    topk, scores = predict(LABELS, seed)
+    write_predictions(folder / "predictions.parquet", LABELS, topk, scores)
+    (folder / "results.json").write_text(json.dumps(results_document(metrics_for(LABELS, topk), **result_options)))
+    (folder / "submission.json").write_text(json.dumps(metadata or metadata_document()))
+    return folder

@@ -40,7 +40,7 @@ for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
     ASCII_CLASSES[_byte] = _byte + 32
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _token_key(text, start, length):
     """64-bit key of a token's normalised UTF-8 bytes: the bytes themselves (little-endian) up
     to 8 bytes, so equal keys and lengths mean equal tokens; an FNV-1a hash beyond that."""
@@ -55,7 +55,7 @@ def _token_key(text, start, length):
     return key
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _first_slot(key, shift):
     return (key * _GOLDEN) >> shift
 
@@ -81,7 +81,7 @@ def build_form_table(form_offsets, form_bytes, form_lemma, bits):
     return table
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _lookup(token, length, table, shift, form_offsets, form_bytes):
     """Lemma id of the normalised token ``token[:length]``, -1 if it is not a surface form."""
     key = _token_key(token, 0, length)
@@ -105,7 +105,7 @@ def _lookup(token, length, table, shift, form_offsets, form_bytes):
         slot = (slot + np.uint64(1)) & mask
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _decode(data, index, stop):
     """(code point, byte length) of the UTF-8 sequence at ``index``; (-1, 0) if it is invalid
     (bad lead or continuation byte, truncated, overlong, surrogate, beyond U+10FFFF)."""
@@ -130,7 +130,7 @@ def _decode(data, index, stop):
     return value, size
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _utf8(code, out):
     """Writes the UTF-8 bytes of code point ``code`` to ``out``; returns how many."""
     if code < 0x80:
@@ -169,7 +169,7 @@ def build_edge_table(states, lemmas, targets, n_lemmas, bits):
     return table
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _child(state, lemma, edges, shift, n_lemmas):
     """The trie state after ``state`` on ``lemma``, -1 if there is no such edge."""
     key = state * n_lemmas + lemma + 1
@@ -184,7 +184,7 @@ def _child(state, lemma, edges, shift, n_lemmas):
         slot = (slot + np.uint64(1)) & mask
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _shift_of(table):
     bits = 0
     while (1 << bits) < len(table):
@@ -193,36 +193,36 @@ def _shift_of(table):
 
 
 @njit(cache=True, nogil=True)
-def _grow(array, size):
-    bigger = np.empty(max(2 * len(array), size), dtype=array.dtype)
-    bigger[: len(array)] = array
-    return bigger
+def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, unicode_special, table, form_offsets,
+                  form_bytes, root, has_children, edges, n_lemmas, terminal_ptr, terminal_concepts, longest_match,
+                  documents, occurrences, hit_rows, hit_concepts, fallback):
+    """Count rows ``offsets[i]:offsets[i+1]`` of ``data``, from ``first_row`` on, into
+    ``documents``/``occurrences``; write document hits, sorted by (row, concept), into
+    ``hit_rows``/``hit_concepts`` and the rows not counted here into ``fallback`` (as long as
+    ``len(offsets) - 1``). Returns ``(n_hits, n_fallback, next_row)``: it stops before a row
+    whose hits might not fit (``next_row`` < rows: call again with fresh hit buffers).
 
-
-@njit(cache=True, nogil=True)
-def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_special, table, form_offsets, form_bytes, root, has_children,
-                  edges, n_lemmas, terminal_ptr, terminal_concepts, longest_match, documents, occurrences):
-    """Count rows ``offsets[i]:offsets[i+1]`` of ``data`` into ``documents``/``occurrences``.
+    Every buffer is allocated once per call, never grown: growing arrays inside the loops
+    costs numba reference-count traffic that doubled the run time.
 
     ``normalized``: the rows are ``normalize_text`` output already (tokens are split on spaces
-    only, bytes taken as they are). ``unicode_map``/``unicode_special``: per code point, its normalised code point (0x20 for a
-    separator) and whether it needs ``normalize_text`` itself; empty arrays send every row with
-    a non-ASCII byte to ``fallback``. Returns ``(hit_rows, hit_concepts, fallback_rows)``:
-    document hits sorted by (row, concept), and the rows counted nothing here.
+    only, bytes taken as they are). ``unicode_map``/``unicode_special``: per code point, its
+    normalised code point (0x20 for a separator) and whether it needs ``normalize_text`` itself;
+    empty arrays send every row with a non-ASCII byte to ``fallback``.
     """
     n_rows = len(offsets) - 1
     n_concepts = len(documents)
+    longest_row = 0
+    for row in range(first_row, n_rows):
+        longest_row = max(longest_row, offsets[row + 1] - offsets[row])
     seen_row = np.full(n_concepts, -1, dtype=np.int64)
     last_end = np.zeros(n_concepts, dtype=np.int64)
-    tokens = np.empty(64, dtype=np.int32)
-    match_concept = np.empty(64, dtype=np.int32)
-    match_start = np.empty(64, dtype=np.int64)
-    match_end = np.empty(64, dtype=np.int64)
-    found = np.empty(64, dtype=np.int32)
-    hit_rows = np.empty(max(1024, n_rows), dtype=np.int64)
-    hit_concepts = np.empty(max(1024, n_rows), dtype=np.int32)
+    tokens = np.empty(longest_row // 2 + 2, dtype=np.int32)  # tokens are separated by >= 1 byte
+    # matches of one start position: at most every terminal once
+    group_concept = np.empty(len(terminal_concepts) + 1, dtype=np.int32)
+    group_end = np.empty(len(terminal_concepts) + 1, dtype=np.int64)
+    found = np.empty(n_concepts + 1, dtype=np.int32)
     n_hits = 0
-    fallback = np.empty(16, dtype=np.int64)
     n_fallback = 0
     max_form = 0
     for form in range(len(form_offsets) - 1):
@@ -231,7 +231,9 @@ def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_speci
     encoded = np.zeros(4, dtype=np.uint8)
     shift = _shift_of(table)
     edge_shift = _shift_of(edges)
-    for row in range(n_rows):
+    for row in range(first_row, n_rows):
+        if len(hit_rows) - n_hits < n_concepts:
+            return n_hits, n_fallback, row
         begin = offsets[row]
         stop = offsets[row + 1]
         # 1. tokenise and look up: lemma id per token, -1 for tokens outside the vocabulary
@@ -276,8 +278,6 @@ def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_speci
                         continue
             # a separator, or the end of the row: the token ends
             if length > 0:
-                if n_tokens == len(tokens):
-                    tokens = _grow(tokens, n_tokens + 1)
                 lemma = -1
                 if length <= max_form:
                     lemma = _lookup(token, length, table, shift, form_offsets, form_bytes)
@@ -287,63 +287,48 @@ def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_speci
             if index >= stop:
                 break
         if fall_back:
-            if n_fallback == len(fallback):
-                fallback = _grow(fallback, n_fallback + 1)
             fallback[n_fallback] = row
             n_fallback += 1
             continue
-        # 2. trie walk from every token: matches ordered by start, then by length
-        n_matches = 0
+        # 2. from every token in turn: walk the trie (matches by length), then settle the start's
+        # matches longest first: longest-match filter, greedy occurrences, documents
+        n_found = 0
+        reach_before = np.int64(-1)  # furthest end of any match starting earlier
         for start in range(n_tokens):
             lemma = tokens[start]
             if lemma < 0:
                 continue
             state = root[lemma]
             position = start
+            n_group = 0
             while state >= 0:
                 for entry in range(terminal_ptr[state], terminal_ptr[state + 1]):
-                    if n_matches == len(match_concept):
-                        match_concept = _grow(match_concept, n_matches + 1)
-                        match_start = _grow(match_start, n_matches + 1)
-                        match_end = _grow(match_end, n_matches + 1)
-                    match_concept[n_matches] = terminal_concepts[entry]
-                    match_start[n_matches] = start
-                    match_end[n_matches] = position + 1
-                    n_matches += 1
+                    group_concept[n_group] = terminal_concepts[entry]
+                    group_end[n_group] = position + 1
+                    n_group += 1
                 position += 1
                 if position >= n_tokens or tokens[position] < 0 or not has_children[state]:
                     break
                 state = _child(state, np.int64(tokens[position]), edges, edge_shift, n_lemmas)
-        if n_matches == 0:
-            continue
-        # 3. per start group (longest span last): longest-match filter, occurrences, documents
-        n_found = 0
-        reach_before = np.int64(-1)  # furthest end of any span starting earlier
-        group = 0
-        while group < n_matches:
-            group_stop = group
-            while group_stop < n_matches and match_start[group_stop] == match_start[group]:
-                group_stop += 1
-            group_reach = match_end[group_stop - 1]
-            for index in range(group_stop - 1, group - 1, -1):  # (start, -end) order
-                end = match_end[index]
+            if n_group == 0:
+                continue
+            group_reach = group_end[n_group - 1]
+            for index in range(n_group - 1, -1, -1):  # (start, -end) order
+                end = group_end[index]
                 if longest_match and (reach_before >= end or group_reach > end):
                     continue
-                concept = match_concept[index]
+                concept = group_concept[index]
                 if seen_row[concept] != row:
                     seen_row[concept] = row
                     last_end[concept] = -1
-                    if n_found == len(found):
-                        found = _grow(found, n_found + 1)
                     found[n_found] = concept
                     n_found += 1
-                if match_start[index] >= last_end[concept]:
+                if start >= last_end[concept]:
                     occurrences[concept] += 1
                     last_end[concept] = end
             if group_reach > reach_before:
                 reach_before = group_reach
-            group = group_stop
-        # 4. document hits of the row, sorted by concept
+        # 3. document hits of the row, sorted by concept
         for index in range(1, n_found):
             value = found[index]
             back = index - 1
@@ -351,12 +336,9 @@ def count_phrases(offsets, data, normalized, classes, unicode_map, unicode_speci
                 found[back + 1] = found[back]
                 back -= 1
             found[back + 1] = value
-        if n_hits + n_found > len(hit_rows):
-            hit_rows = _grow(hit_rows, n_hits + n_found)
-            hit_concepts = _grow(hit_concepts, n_hits + n_found)
         for index in range(n_found):
             documents[found[index]] += 1
             hit_rows[n_hits] = row
             hit_concepts[n_hits] = found[index]
             n_hits += 1
-    return hit_rows[:n_hits].copy(), hit_concepts[:n_hits].copy(), fallback[:n_fallback].copy()
+    return n_hits, n_fallback, n_rows

@@ -189,9 +189,9 @@ class TextMatcher:
                 surface[form] = index
         self._surface = surface
         self._token_vocabulary: TokenVocabulary | None = None
+        self._compiled_tables: _CompiledPhraseTables | None = None
         if mode == "phrase":
             self._trie = _LemmaTrie(patterns, len(lemma_index))
-            self._compiled = _CompiledPhraseTables(surface, self._trie, longest_match)
         else:
             self._bag = _BagRequirements(patterns, len(lemma_index))
 
@@ -203,8 +203,16 @@ class TextMatcher:
             self._token_vocabulary = TokenVocabulary(self._surface)
         return self._token_vocabulary
 
+    @property
+    def _compiled(self) -> _CompiledPhraseTables:
+        """The compiled kernel's tables, built on first use where the counting happens: the
+        driver that only plans and ships the matcher never imports numba."""
+        if self._compiled_tables is None:
+            self._compiled_tables = _CompiledPhraseTables(self._surface, self._trie, self.longest_match)
+        return self._compiled_tables
+
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_token_vocabulary": None}
+        return {**self.__dict__, "_token_vocabulary": None, "_compiled_tables": None}
 
     @property
     def parameters(self) -> dict:
@@ -383,13 +391,31 @@ class _CompiledPhraseTables:
 
         offsets, data = offsets_and_data(chunk)
         unicode_map, unicode_special = unicode_tables() if tier == "unicode" else _NO_UNICODE_TABLES
-        return phrase_kernel.count_phrases(
-            offsets, data, tier == "normalized", phrase_kernel.ASCII_CLASSES, unicode_map, unicode_special,
-            self.table, self.form_offsets, self.form_bytes, self.root, self.has_children, self.edges, self.n_lemmas,
-            self.terminal_ptr, self.terminal_concepts, self.longest_match,
-            documents, occurrences)
+        n_rows = len(offsets) - 1
+        fallback = np.empty(n_rows, dtype=np.int64)
+        n_fallback = 0
+        rows: list[np.ndarray] = []
+        concepts: list[np.ndarray] = []
+        next_row = 0
+        while next_row < n_rows or not rows:
+            capacity = _HITS_PER_ROW * (n_rows - next_row) + len(documents)
+            hit_rows = np.empty(capacity, dtype=np.int64)
+            hit_concepts = np.empty(capacity, dtype=np.int32)
+            n_hits, n_more, next_row = phrase_kernel.count_phrases(
+                offsets, data, next_row, tier == "normalized", phrase_kernel.ASCII_CLASSES, unicode_map,
+                unicode_special, self.table, self.form_offsets, self.form_bytes, self.root, self.has_children,
+                self.edges, self.n_lemmas, self.terminal_ptr, self.terminal_concepts, self.longest_match, documents,
+                occurrences, hit_rows, hit_concepts, fallback[n_fallback:])
+            n_fallback += n_more
+            rows.append(hit_rows[:n_hits])
+            concepts.append(hit_concepts[:n_hits])
+        if len(rows) > 1:
+            return np.concatenate(rows), np.concatenate(concepts), fallback[:n_fallback]
+        return rows[0].copy(), concepts[0].copy(), fallback[:n_fallback]
 
 
+# Hit buffer per row for one kernel call (a call stops early and is resumed if rows have more)
+_HITS_PER_ROW = 8
 _NO_UNICODE_TABLES = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=bool))
 
 

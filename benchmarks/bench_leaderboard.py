@@ -2,6 +2,8 @@
 
 1. Building the site for 1,000 submissions takes under 10 s and the main page stays under 1 MB.
 2. Validating one 130,500-row submission (290 classes x 450, 1,000 bootstrap samples) takes under 5 s.
+3. (No target in the issue; printed for reference) validating one text-to-image submission of
+   290 concepts x 80 prompts x 4 images = 92,800 generated images, 1,000 bootstrap samples.
 
 The 1,000 board entries are written straight into a board folder in the stored layout (results.json
 with 290 per-class accuracies, submission.json, verification.json): building reads stored entries
@@ -10,7 +12,7 @@ are synthetic (seeded), not a real model. For claim 2 the time of the harness's 
 alone (the recompute step) is printed too, so the board's own checks can be told apart from it.
 
     python benchmarks/bench_leaderboard.py            # full size
-    python benchmarks/bench_leaderboard.py --quick    # 100 entries, 13,050 rows (a smoke run)
+    python benchmarks/bench_leaderboard.py --quick    # 100 entries, 13,050 rows, 8 prompts (a smoke run)
 """
 
 from __future__ import annotations
@@ -79,6 +81,48 @@ def write_run(folder: Path, labels: np.ndarray, seed: int, data: dict, counts: d
         "license": "MIT", "imagenet_top1": float(40 + seed % 40)}))
 
 
+def write_t2i_run(folder: Path, data: dict, prompts_per_concept: int, counts: dict) -> int:
+    """A t2i submission as the harness writes it (seeded judge predictions, no images); returns its rows."""
+    from letitwag.harness.t2i import t2i_metrics, t2i_table
+    from letitwag.harness.t2i.generation import image_seed
+    from letitwag.harness.t2i.prompts import prompts_hash
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = 4
+    prompts = [[f"a photo number {p} of a {c.replace('_', ' ')}" for p in range(prompts_per_concept)] for c in CLASSES]
+    concept = np.repeat(np.arange(len(CLASSES)), prompts_per_concept * images)
+    prompt_index = np.tile(np.repeat(np.arange(prompts_per_concept), images), len(CLASSES))
+    image_index = np.tile(np.arange(images), len(CLASSES) * prompts_per_concept)
+    texts = [prompts[c][p] for c, p in zip(concept.tolist(), prompt_index.tolist())]
+    topk, scores = synthetic_topk(concept, 2)
+    clip = np.random.default_rng(3).uniform(10, 40, len(concept)).astype(np.float32)
+    columns = {"concept_index": concept, "concept_id": [CLASSES[c] for c in concept.tolist()],
+               "prompt_index": prompt_index, "prompt": texts, "image_index": image_index,
+               "seed": [image_seed(0, CLASSES[c], t, i) for c, t, i in zip(concept.tolist(), texts, image_index.tolist())],
+               "image_path": [f"images/{c:05d}/{p:03d}-{i:03d}.png" for c, p, i in
+                              zip(concept.tolist(), prompt_index.tolist(), image_index.tolist())],
+               "image_sha256": ["0" * 64] * len(concept), "blacked_out": np.zeros(len(concept), bool),
+               "topk_ids": topk, "topk_scores": scores, "clip_score": clip, "retrieval_rank": None}
+    pq.write_table(t2i_table(columns), folder / "predictions.parquet")
+    metrics = t2i_metrics(concept, topk, clip.astype(np.float64), np.stack([concept, prompt_index], axis=1), CLASSES,
+                          bootstrap_samples=1000, seed=0, frequency_counts=counts)
+    judge = {"spec": "open_clip:ViT-L-14/openai", "adapter": "open_clip", "random_weights": False, "revision": None,
+             "prompts": "ensemble", "prompts_hash": "0" * 64}
+    results = {"format": "letitwag.results/1", "task": "t2i",
+               "model": {"spec": "bench:t2i", "adapter": "python", "revision": "r1", "random_weights": False},
+               "dataset": {**{k: v for k, v in data.items() if k != "num_samples"}, "fingerprint": None,
+                           "num_concepts_selected": len(CLASSES)},
+               "prompts": {"set": "bench", "hash": "0" * 64, "num_templates": prompts_per_concept,
+                           "all_prompts_hash": prompts_hash(prompts)},
+               "judge": judge, "retrieval": None, "generation": {"images_per_prompt": images},
+               "config": {"seed": 0, "precision": "fp16", "limit": None}, "metrics": metrics}
+    (folder / "results.json").write_text(json.dumps(results))
+    (folder / "submission.json").write_text(json.dumps({
+        "format": "letitwag.submission/1", "model_name": "Benchmark generator", "link": "https://example.org/g",
+        "parameters": None, "pretraining_data": "synthetic", "includes_let_it_wag_images": False, "license": "MIT"}))
+    return len(concept)
+
+
 def plant_entries(board_root: Path, count: int, rng: np.random.Generator) -> None:
     """``count`` stored entries in the board layout (what ``add`` leaves behind)."""
     for i in range(count):
@@ -143,6 +187,10 @@ def main() -> int:
     _, wall, cpu = timed(lambda: classification_metrics(labels, topk, CLASSES, bootstrap_samples=1000, seed=0,
                                                         frequency_counts=counts))
     print(f"{'  of which: harness metric function alone':<48} {wall:10.2f} s   (CPU {cpu:.2f} s)")
+
+    rows = write_t2i_run(work / "t2i_submission", data, 8 if args.quick else 80, counts)
+    _, wall, cpu = timed(validate_submission, work / "t2i_submission", Board.open(board_root))
+    print(f"{f'validate one {rows:,}-image t2i submission':<48} {wall:10.2f} s   (CPU {cpu:.2f} s; no target)")
     print(f"work folder: {work}")
     return 0 if all(results_ok) else 1
 

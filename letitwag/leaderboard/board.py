@@ -178,8 +178,12 @@ class Board:
             raise BoardError(f"{path}: cannot read the board's labels ({str(error).splitlines()[0]})") from None
         num_samples = int(config.dataset["num_samples"])
         index = table.column("sample_index").to_numpy()
-        expected = np.setdiff1d(np.arange(num_samples), np.asarray(config.excluded_samples, dtype=np.int64))
-        if not np.array_equal(index, expected):
+        excluded = np.asarray(config.excluded_samples, dtype=np.int64)
+        if excluded.size and (excluded.min() < 0 or excluded.max() >= num_samples):
+            raise BoardError(f"{self.root / BOARD_FILE}: excluded_samples must lie in 0..{num_samples - 1}")
+        included = np.ones(num_samples, dtype=bool)
+        included[excluded] = False  # a mask, not setdiff1d: no sort of every sample index
+        if not np.array_equal(index, np.flatnonzero(included)):
             raise BoardError(f"{path}: must list every sample_index 0..{num_samples - 1} except the excluded ones, "
                              "once, in order")
         labels = np.full(num_samples, -1, dtype=np.int64)

@@ -129,6 +129,31 @@ def test_t2i_runs_validate_add_and_build(runs: Path, board: Board, tmp_path: Pat
     assert all(e["status"] == "reported" for e in exported["entries"])  # classification table: paper models only
 
 
+def test_t2i_tables_sort_in_a_real_browser(runs: Path, board: Board, tmp_path: Path) -> None:
+    """Each judge's table sorts by its own columns in Chromium (the same board.js as the main table)."""
+    import subprocess
+
+    from test_browser import BROWSER_DIR, _require_browser
+
+    node = _require_browser()
+    for name in ("retrieval", "red_frog", "plain"):
+        add_submission(runs / "submissions" / name, board)
+    site = build_site(board, tmp_path / "site")
+    run = subprocess.run([node, str(BROWSER_DIR / "check_t2i.mjs"), (site / "index.html").as_uri()],
+                         capture_output=True, text=True, timeout=180, cwd=BROWSER_DIR)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["consoleErrors"] == []
+    assert [t["judge"] for t in seen["tables"]] == [f"{JUDGE} (judge prompts: simple)",
+                                                    f"{JUDGE} (judge prompts: simple); retrieval: {JUDGE}"]
+    retrieval = seen["tables"][1]
+    assert retrieval["initialRanks"] == ["1", "2"]
+    first = [float(v) for v in retrieval["clipAfterOneClick"]]
+    assert retrieval["clipState"] == "descending" and first == sorted(first, reverse=True) and first[0] > first[1]
+    assert [float(v) for v in retrieval["clipAfterTwoClicks"]] == sorted(first)
+    assert retrieval["namesAfterModelClick"] == ["Colour plumbing A", "Colour plumbing B"]
+
+
 def test_duplicate_t2i_submission_rejected(t2i_submission: Path, board: Board) -> None:
     add_submission(t2i_submission, board)
     with pytest.raises(SubmissionRejected, match=r"^duplicate submission: .*t2i judged by"):

@@ -1,0 +1,39 @@
+// Drives a real Chromium through the text-to-image tables of a built site (opened from file://).
+// Usage: node check_t2i.mjs FILE_URL
+// Prints one JSON object with what it observed; test_t2i.py asserts on it.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [fileUrl] = process.argv.slice(2);
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "letitwag-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.LETITWAG_CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+const result = { consoleErrors: [], tables: [] };
+try {
+  const page = await context.newPage();
+  page.on("console", (message) => { if (message.type() === "error") { result.consoleErrors.push(message.text()); } });
+  await page.goto(fileUrl);
+  const ids = await page.$$eval("table.t2i-board", (tables) => tables.map((t) => t.id));
+  for (const id of ids) {
+    const column = (n) => page.$$eval(`#${id} tbody tr td:nth-child(${n})`, (cells) => cells.map((c) => c.dataset.v ?? c.textContent.trim()));
+    const seen = { id, judge: await page.getAttribute(`#${id}`, "data-judge"), initialRanks: await column(1) };
+    await page.click(`#${id} thead th:nth-child(7) button`);  // Expected CLIPScore
+    seen.clipAfterOneClick = await column(7);
+    seen.clipState = await page.getAttribute(`#${id} thead th:nth-child(7)`, "aria-sort");
+    await page.click(`#${id} thead th:nth-child(7) button`);
+    seen.clipAfterTwoClicks = await column(7);
+    await page.click(`#${id} thead th:nth-child(2) button`);  // Model
+    seen.namesAfterModelClick = await column(2);
+    result.tables.push(seen);
+  }
+} finally {
+  await context.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result));

@@ -309,3 +309,47 @@ def test_t2i_arrays_equal_the_harness_reader(t2i_submission: Path, board: Board)
     assert set(checked.metric_inputs()) == set(reference)
     for name, values in reference.items():
         assert np.array_equal(checked.metric_inputs()[name], values), name
+
+
+@pytest.mark.slow
+def test_tiny_diffusers_run_goes_through_the_board(runs: Path, tmp_path: Path) -> None:
+    """A real diffusers pipeline + open_clip judge run (tiny, RANDOM weights: plumbing) is read unchanged.
+
+    The board rightly refuses random-weight generators and judges, so for the acceptance check the
+    three ``random_weights`` flags are flipped (as in test_harness_roundtrip.py); every other byte
+    is the harness's own.
+    """
+    import torch
+
+    from letitwag.models.tiny import build_tiny_diffusers, build_tiny_open_clip
+
+    dataset = runs / "colours"
+    judge = build_tiny_open_clip(tmp_path / "judge")
+    pipeline = build_tiny_diffusers(tmp_path / "sd")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["evaluate", "--model", judge, "--dataset", str(dataset), "--out", str(tmp_path / "reference"),
+                     "--workers", "0", "--bootstrap-samples", "10", "--prompts", "simple", "--no-cache"]) == 0
+        assert main(["evaluate", "--task", "t2i", "--model", pipeline, "--judge", judge, "--judge-prompts", "simple",
+                     "--retrieval-judge", judge, "--dataset", str(dataset), "--out", str(tmp_path / "run"),
+                     "--no-cache", "--workers", "0", "--bootstrap-samples", "10", "--images-per-prompt", "2",
+                     "--generation-options", '{"num_inference_steps": 2}']) == 0
+    finally:
+        torch.set_num_threads(threads)
+    board = init_from_reference(tmp_path / "board", tmp_path / "reference")
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    for name in ("results.json", "predictions.parquet"):
+        shutil.copyfile(tmp_path / "run" / name, submission / name)
+    (submission / "submission.json").write_text(json.dumps(_metadata("tiny random diffusers (plumbing)")))
+
+    results = json.loads((submission / "results.json").read_text())
+    for flag in ("model", "judge", "retrieval.judge"):
+        with pytest.raises(SubmissionRejected, match=rf"{re.escape(flag)}\.random_weights must be false"):
+            validate_submission(submission, board)
+        _set(f"{flag}.random_weights", False)(results)
+        (submission / "results.json").write_text(json.dumps(results))
+    validated, stored = add_submission(submission, board)
+    assert validated.results["metrics"]["judge_top1"] == results["metrics"]["judge_top1"]
+    assert (stored / "verification.json").is_file()

@@ -82,9 +82,10 @@ def build_form_table(form_offsets, form_bytes, form_lemma, bits):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lookup(token, length, table, shift, form_offsets, form_bytes):
-    """Lemma id of the normalised token ``token[:length]``, -1 if it is not a surface form."""
-    key = _token_key(token, 0, length)
+def _lookup(token, length, short_key, table, shift, form_offsets, form_bytes):
+    """Lemma id of the normalised token ``token[:length]``, -1 if it is not a surface form
+    (``short_key``: its key when at most 8 bytes long, gathered while scanning)."""
+    key = short_key if length <= 8 else _token_key(token, 0, length)
     mask = np.uint64(len(table) - 1)
     slot = _first_slot(key, shift)
     while True:
@@ -239,6 +240,7 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
         # 1. tokenise and look up: lemma id per token, -1 for tokens outside the vocabulary
         n_tokens = 0
         length = 0  # bytes of the current token (only the first max_form are kept)
+        short_key = np.uint64(0)
         fall_back = False
         index = begin
         while True:
@@ -248,6 +250,8 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
                     index += 1
                     code = classes[byte]
                     if code != 0:
+                        if length < 8:
+                            short_key |= np.uint64(code) << np.uint64(8 * length)
                         if length < max_form:
                             token[length] = code
                         length += 1
@@ -255,6 +259,8 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
                 elif normalized:  # normalize_text output: bytes as they are, spaces separate
                     index += 1
                     if byte != 0x20:
+                        if length < 8:
+                            short_key |= np.uint64(byte) << np.uint64(8 * length)
                         if length < max_form:
                             token[length] = byte
                         length += 1
@@ -272,6 +278,8 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
                     if code != 0x20:
                         n_bytes = _utf8(code, encoded)
                         for offset in range(n_bytes):
+                            if length < 8:
+                                short_key |= np.uint64(encoded[offset]) << np.uint64(8 * length)
                             if length < max_form:
                                 token[length] = encoded[offset]
                             length += 1
@@ -280,10 +288,11 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
             if length > 0:
                 lemma = -1
                 if length <= max_form:
-                    lemma = _lookup(token, length, table, shift, form_offsets, form_bytes)
+                    lemma = _lookup(token, length, short_key, table, shift, form_offsets, form_bytes)
                 tokens[n_tokens] = lemma
                 n_tokens += 1
                 length = 0
+                short_key = np.uint64(0)
             if index >= stop:
                 break
         if fall_back:

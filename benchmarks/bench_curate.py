@@ -89,7 +89,7 @@ def tiny_candidates(per_concept: int) -> Path:
     rng = np.random.default_rng(0)
     images, ids, concepts = [], [], []
     for index in range(per_concept * CONCEPTS):
-        coarse = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+        coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))  # 4x4 gave pHash twins
         buffer = io.BytesIO()
         coarse.resize((64, 64), Image.BILINEAR).save(buffer, format="JPEG", quality=85)
         images.append({"bytes": buffer.getvalue(), "path": None})

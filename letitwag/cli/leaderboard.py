@@ -29,7 +29,7 @@ def _validate(args) -> int:
     from letitwag.leaderboard.board import Board
     from letitwag.leaderboard.validate import validate_submission
 
-    validated = validate_submission(args.submission, Board.open(args.board))
+    validated = validate_submission(args.submission, Board.open(args.board), plumbing=args.plumbing)
     metrics = validated.results["metrics"]
     note = "" if validated.ranked else f"; listed but not ranked: {validated.not_ranked_reason}"
     if validated.key.task == "t2i":
@@ -44,8 +44,9 @@ def _add(args) -> int:
     from letitwag.leaderboard.board import Board
     from letitwag.leaderboard.validate import add_submission
 
-    validated, stored = add_submission(args.submission, Board.open(args.board))
-    print(f"added {validated.key.model} to {stored}")
+    validated, stored = add_submission(args.submission, Board.open(args.board), plumbing=args.plumbing)
+    kind = " as an unranked plumbing run (random weights)" if validated.plumbing else ""
+    print(f"added {validated.key.model}{kind} to {stored}")
     return 0
 
 
@@ -95,6 +96,7 @@ def register(subparsers) -> None:
         "  letitwag leaderboard validate runs/my-model/ --board board/\n"
         "  letitwag leaderboard add runs/my-model/ --board board/\n"
         "  letitwag leaderboard add runs/my-generator-t2i/ --board board/   # a text-to-image run\n"
+        "  letitwag leaderboard add runs/tiny-random/ --board board/ --plumbing   # unranked random-weights run\n"
         "  letitwag leaderboard verify --board board/\n"
         "  letitwag leaderboard build --board board/ --out site/\n"
         "  letitwag leaderboard build --out site/          # the paper's 40 models only",
@@ -128,12 +130,18 @@ def register(subparsers) -> None:
             description=f"{summary}. Checks: schema and version; dataset id/split/revision/fingerprint/classes equal "
             "the board's; every sample predicted once with the board's labels and valid distinct class ids; every "
             "metric recomputed and within the board's tolerance; no duplicate (model, revision, precision, prompt "
-            "set); sanitised names and links; size limits; no NaN/Infinity; no --limit or random-weights runs.",
+            "set); sanitised names and links; size limits; no NaN/Infinity; no --limit or random-weights runs (these only with --plumbing, unranked).",
             examples=example)
         command.add_argument("submission", type=Path,
                              help="folder with results.json, predictions.parquet and submission.json")
         command.add_argument("--board", required=True, type=Path,
                              help="board folder (for submit: a local clone of the board repo)")
+        if name != "submit":
+            command.add_argument(
+                "--plumbing", action="store_true",
+                help="accept ONLY a random-weights classification run, as an unranked entry in the site's separate "
+                "'Plumbing runs' section (never ranked, not in the table or scatter); every other check still runs. "
+                "Without it random-weights runs are refused")
         if name == "submit":
             command.add_argument("--repo", required=True, help="the board's Hugging Face dataset repo, ORG/NAME")
             command.add_argument("--token", default=None,

@@ -7,6 +7,9 @@ Two kinds of provenance, kept visibly apart:
   per-class accuracies exist, their per-sample predictions do not, so top-5 and confidence
   intervals are unknown and shown as such; mean per-class recall is derived from the reported
   per-class accuracies.
+* ``plumbing``: a verified random-weights run added with ``--plumbing`` (the demo's). It passed
+  every check, but its numbers are meaningless, so it is never ranked and the site lists it
+  apart from the ranked table and the scatter.
 
 Metric values are fractions in [0, 1] here (percent only at display time); ImageNet top-1 is
 a percentage as the paper and submitters state it.
@@ -52,6 +55,7 @@ class Entry:
     has_predictions: bool = False
     ranked: bool = True
     not_ranked_reason: str | None = None
+    plumbing: bool = False  # a random-weights run added with --plumbing: shown apart, never ranked
     metrics: dict[str, float | None] = field(default_factory=dict)
     ci95: dict[str, list[float] | None] = field(default_factory=dict)
     imagenet_top1: float | None = None
@@ -137,8 +141,9 @@ def stored_entry(folder: Path, root: Path) -> Entry:
             prompt_set=record["key"]["prompt_set"],
             verified_at=record.get("verified_at"),
             has_predictions=stored["has_predictions"],
-            ranked=bool(record.get("ranked", True)),
+            ranked=bool(record.get("ranked", True)) and record.get("plumbing") is not True,
             not_ranked_reason=record.get("not_ranked_reason"),
+            plumbing=record.get("plumbing") is True,
             metrics={name: _number_or_none(metrics.get(name)) for name in names},
             ci95={name: _interval(ci.get(name)) for name in ci_names},
             imagenet_top1=imagenet,

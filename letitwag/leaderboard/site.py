@@ -8,7 +8,8 @@ build never leaves half a site.
 
 Output::
 
-    index.html        main table (sortable, filterable), vs-ImageNet scatter, T2I tables (one per judge)
+    index.html        main table (sortable, filterable), vs-ImageNet scatter, T2I tables (one per judge),
+                      plumbing runs (random weights; never ranked, not in the table, scatter or fits)
     submit.html       how to submit
     models/<id>.html  one page per entry: facts, frequency plot, per-concept accuracies
     board.csv  t2i.csv  board.json   the whole board as data
@@ -46,9 +47,9 @@ logger = logging.getLogger(__name__)
 CSV_COLUMNS = ("rank", "name", "status", "pretraining", "top1", "top1_ci_low", "top1_ci_high", "top5",
                "top5_ci_low", "top5_ci_high", "mean_per_class_recall", "mean_per_class_recall_ci_low",
                "mean_per_class_recall_ci_high", "imagenet_top1", "imagenet_source", "rarest_concepts_accuracy",
-               "most_frequent_concepts_accuracy", "includes_let_it_wag_images", "ranked", "parameters", "license",
-               "link", "spec", "revision", "precision", "prompt_set", "verified_at", "page")
-_SHARED_COLUMNS = ("ranked", "parameters", "license", "link", "spec", "revision", "precision", "prompt_set",
+               "most_frequent_concepts_accuracy", "includes_let_it_wag_images", "ranked", "plumbing", "parameters",
+               "license", "link", "spec", "revision", "precision", "prompt_set", "verified_at", "page")
+_SHARED_COLUMNS = ("ranked", "plumbing", "parameters", "license", "link", "spec", "revision", "precision", "prompt_set",
                    "verified_at", "page")
 T2I_CSV_COLUMNS = ("rank", "judge", "name", "pretraining", *T2I_METRICS,
                    *(f"{m}_ci_{end}" for m in T2I_CI_METRICS for end in ("low", "high")),
@@ -99,6 +100,7 @@ def _metric_cells(e: Entry, metrics: Sequence[str], with_ci: Sequence[str]) -> d
 
 def _shared_cells(e: Entry) -> dict[str, Any]:
     return {"includes_let_it_wag_images": e.includes_let_it_wag_images, "ranked": e.rank is not None,
+            "plumbing": e.plumbing,
             "parameters": e.parameters, "license": e.license, "link": e.link, "spec": e.spec,
             "revision": e.revision, "precision": e.precision, "prompt_set": e.prompt_set,
             "verified_at": e.verified_at, "page": e.page}
@@ -160,8 +162,9 @@ def build_site(board: Board, out: str | Path) -> Path:
     assign_ranks(every_entry)
     attach_bin_accuracies(every_entry, rarest, frequent)
     every_entry.sort(key=lambda e: (e.rank is None, e.rank or 0, e.name.casefold()))
-    entries = [e for e in every_entry if e.task == "classification"]
-    t2i_groups = judge_groups(every_entry)
+    plumbing = [e for e in every_entry if e.plumbing]
+    entries = [e for e in every_entry if e.task == "classification" and not e.plumbing]
+    t2i_groups = judge_groups([e for e in every_entry if not e.plumbing])
 
     paper = [e for e in entries if e.status == "reported"] or paper_entries()
     fits = paper_fits([e.imagenet_top1 for e in paper], [e.metrics["top1"] * 100 for e in paper])
@@ -186,7 +189,7 @@ def build_site(board: Board, out: str | Path) -> Path:
             num_classes=len(class_names), covered=len(frequencies), fits=fits,
             bins={"rare": len(rarest), "rare_max": max((frequencies[c] for c in rarest), default="—"),
                   "frequent": len(frequent), "frequent_min": min((frequencies[c] for c in frequent), default="—")},
-            scatter=scatter_figure(points, fits), t2i_groups=t2i_groups, **common)
+            scatter=scatter_figure(points, fits), t2i_groups=t2i_groups, plumbing=plumbing, **common)
         (staging / "index.html").write_text(index, encoding="utf-8")
         (staging / "submit.html").write_text(env.get_template("submit.html").render(
             root="", tolerance=config.tolerance, limits=config.limits or SizeLimits(),
@@ -198,7 +201,7 @@ def build_site(board: Board, out: str | Path) -> Path:
                                freq_figure=plot.figure(entry.per_class_accuracy), **common)
             (staging / entry.page).write_text(html, encoding="utf-8")
         t2i_entries = [e for group in t2i_groups for e in group["entries"]]
-        _write_downloads(staging, entries, t2i_entries, {
+        _write_downloads(staging, [*entries, *plumbing], t2i_entries, {
             "title": config.title, "built_at": built_at,
             "dataset": {k: v for k, v in (config.dataset or {}).items() if k != "class_names"},
             "frequency_corpus": corpus, "frequency_count_type": count_type,

@@ -36,6 +36,9 @@ from letitwag.leaderboard.submission import (
 from letitwag.leaderboard.t2i import check_t2i_identity, check_t2i_predictions, judge_label, recompute_t2i
 
 TASKS = ("classification", "t2i")
+# Why a plumbing run is kept at all: it proves the whole chain (harness -> gate -> board -> site)
+# works end to end without any downloaded weights. Its numbers mean nothing, so it is never ranked.
+PLUMBING_REASON = "plumbing run (random weights): its numbers are meaningless"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class ValidatedSubmission:
     key: EntryKey
     file_hashes: dict[str, str]
     not_ranked_reason: str | None
+    plumbing: bool = False
 
     @property
     def ranked(self) -> bool:
@@ -57,11 +61,16 @@ class ValidatedSubmission:
         """What the board's ``verification.json`` says about this entry beyond key and hashes."""
         size = ({"num_images": self.results["metrics"]["num_images"]} if self.key.task == "t2i"
                 else {"num_samples": self.results["dataset"]["num_samples"]})
-        return {"ranked": self.ranked, "not_ranked_reason": self.not_ranked_reason, **size}
+        return {"ranked": self.ranked, "not_ranked_reason": self.not_ranked_reason, "plumbing": self.plumbing,
+                **size}
 
 
-def _check_run(results: dict[str, Any], where: Path) -> str:
-    """A task the board reads, a full run (no --limit), real weights; returns the task."""
+def _check_run(results: dict[str, Any], where: Path, plumbing: bool) -> str:
+    """A task the board reads, a full run (no --limit), real weights; returns the task.
+
+    ``plumbing``: the run must instead be a classification run with ``model.random_weights`` true
+    (stored unranked); a real-weights run is refused so that it cannot be shelved out of the ranking.
+    """
     task = require(results, "task", str, where)
     if task not in TASKS:
         raise SubmissionRejected(f"{where}: task {short_repr(task)} is not accepted by this board "
@@ -70,9 +79,15 @@ def _check_run(results: dict[str, Any], where: Path) -> str:
     if limit is not None:
         raise SubmissionRejected(f"{where}: the run used --limit {short_repr(limit)}; limited runs are never ranked, "
                                  "evaluate the whole dataset")
-    if require(results, "model", dict, where).get("random_weights") is not False:
+    random_weights = require(results, "model", dict, where).get("random_weights")
+    if plumbing:
+        if task != "classification" or random_weights is not True:
+            raise SubmissionRejected(f"{where}: --plumbing is only for classification runs with "
+                                     f"model.random_weights true (this is a {task} run, random_weights "
+                                     f"{short_repr(random_weights)}); submit a real run without --plumbing")
+    elif random_weights is not False:
         raise SubmissionRejected(f"{where}: model.random_weights must be false; random-weights runs are plumbing "
-                                 "tests, not submissions")
+                                 "tests, not submissions (add one as an unranked plumbing entry with --plumbing)")
     return task
 
 
@@ -103,16 +118,21 @@ def _entry_key(results: dict[str, Any], metadata: Metadata, where: Path, task: s
     )
 
 
-def _not_ranked_reason(metadata: Metadata) -> str | None:
+def _not_ranked_reason(metadata: Metadata, plumbing: bool) -> str | None:
+    if plumbing:
+        return PLUMBING_REASON
     if metadata.includes_let_it_wag_images:
         return "its pretraining data includes Let it Wag! source images (not zero-shot)"
     return None
 
 
-def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = True) -> ValidatedSubmission:
+def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = True,
+                        plumbing: bool = False) -> ValidatedSubmission:
     """Run every check; return the validated submission or raise ``SubmissionRejected`` (one line).
 
     ``new_entry=False`` re-checks an entry already on the board (no duplicate check against itself).
+    ``plumbing=True`` accepts only a random-weights classification run, as an unranked plumbing entry;
+    every other check (identity, sanitising, every metric recomputed) is the same.
     """
     config = board.require_config()
     folder = Path(folder)
@@ -124,7 +144,7 @@ def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = T
     metadata = parse_metadata(read_json(content[METADATA_FILE], metadata_path), str(metadata_path))
     results = read_json(content[RESULTS_FILE], results_path)
     check_results_format(results, results_path)
-    task = _check_run(results, results_path)
+    task = _check_run(results, results_path, plumbing)
     judge = None
     if task == "t2i":
         check_t2i_identity(results, config.dataset, results_path)
@@ -152,12 +172,12 @@ def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = T
     if new_entry and key.normalised() in board.keys():
         raise SubmissionRejected(f"duplicate submission: {key.describe()} is already on the board")
     return ValidatedSubmission(folder=folder, results=results, metadata=metadata, key=key, file_hashes=hashes,
-                               not_ranked_reason=_not_ranked_reason(metadata))
+                               not_ranked_reason=_not_ranked_reason(metadata, plumbing), plumbing=plumbing)
 
 
-def add_submission(folder: str | Path, board: Board) -> tuple[ValidatedSubmission, Path]:
+def add_submission(folder: str | Path, board: Board, *, plumbing: bool = False) -> tuple[ValidatedSubmission, Path]:
     """Validate, then store under ``submissions/<model>/<revision>/<precision>_<prompts>/`` atomically."""
-    validated = validate_submission(folder, board)
+    validated = validate_submission(folder, board, plumbing=plumbing)
     stored = store_entry(board, validated.folder, validated.key, validated.file_hashes, validated.record())
     return validated, stored
 
@@ -173,8 +193,8 @@ def verify_board(board: Board) -> list[tuple[Path, str | None]]:
     outcomes: list[tuple[Path, str | None]] = []
     for folder in board.entry_folders():
         try:
-            validated = validate_submission(folder, board, new_entry=False)
             record = read_entry(folder)["verification"]
+            validated = validate_submission(folder, board, new_entry=False, plumbing=record.get("plumbing") is True)
             if record.get("sha256") != validated.file_hashes:
                 raise SubmissionRejected(f"{folder}: files differ from the ones verified on "
                                          f"{record.get('verified_at')}")

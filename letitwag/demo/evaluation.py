@@ -3,7 +3,8 @@
 PLUMBING RUNS WITH RANDOM WEIGHTS: the models are built on the spot by ``letitwag.models.tiny``
 (no weights can be downloaded offline), so every number they produce is meaningless. The runs
 prove that loading, prompting, caching, metrics and result files work end to end; their
-``results.json`` says ``random_weights: true`` and the leaderboard refuses them.
+``results.json`` says ``random_weights: true``, so the leaderboard never ranks them (step 5 lists
+the classification run as an unranked plumbing entry).
 """
 
 from __future__ import annotations

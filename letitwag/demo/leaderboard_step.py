@@ -33,8 +33,6 @@ DEMO_SUBMISSION = {
 class LeaderboardOutcome:
     site_index: Path
     board: Path
-    demo_run_on_site: bool
-    refusal: str | None  # kept for the demo report; None now that the run is added as plumbing
     entries: int
 
 
@@ -54,4 +52,4 @@ def leaderboard_with_demo_run(out: Path, run_dir: Path) -> LeaderboardOutcome:
     validated, stored = add_submission(run_dir, board, plumbing=True)
     logger.info("added the demo run to %s as an unranked plumbing entry: %s", stored, validated.not_ranked_reason)
     site = build_site(board, out / "site")
-    return LeaderboardOutcome(site / "index.html", out / "board", True, None, len(load_entries(board)))
+    return LeaderboardOutcome(site / "index.html", out / "board", len(load_entries(board)))

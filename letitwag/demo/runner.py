@@ -125,8 +125,7 @@ def run_demo(out: str | Path, options: DemoOptions | None = None) -> list[StepRe
     def leaderboard(folder: Path, record: StepRecord) -> None:
         outcome = leaderboard_step.leaderboard_with_demo_run(folder, state["run"])
         record.outputs.update({"site": str(outcome.site_index), "demo board": str(outcome.board)})
-        record.facts = {"entries_on_site": outcome.entries, "demo_run_on_site": outcome.demo_run_on_site,
-                        "refusal": outcome.refusal}
+        record.facts = {"entries_on_site": outcome.entries}
 
     steps = [(analyze, "letitwag analyze --paper: the paper's log-linear findings from bundled data"),
              (mine, "letitwag mine --table paper:laion400m: the rarest concepts"),

@@ -19,6 +19,12 @@ found with numpy over those lemma ids:
   paper's inverted index (it stores captions, not positions).
 
 Aliases (``Concept.surface_forms()``) are extra patterns for the same concept.
+
+Two implementations of ``phrase`` mode, with identical results: ``count`` runs the compiled
+one-pass kernel (``letitwag.builders.phrase_kernel``, numba: tokenise, look up, walk the trie
+and count while each caption is in cache; ~3x faster than the numpy path), and the numpy path
+above (``_vectorised_window``) stays as its independent cross-check in the tests. ``bag`` mode
+uses the numpy path.
 """
 
 from __future__ import annotations
@@ -143,7 +149,9 @@ class TextMatcher:
     """Counts concept mentions in batches of captions; build once per worker, call ``count``.
 
     Construction for the 4,000+ bundled concepts takes ~0.3 s; the object pickles small
-    (~350 kB: numpy/Arrow arrays and the vocabulary dict), so executors may ship it or rebuild it.
+    (~700 kB: numpy/Arrow arrays and the surface-form dict), so executors may ship it or rebuild
+    it. What only counting needs (the compiled kernel's tables, numba itself, the numpy path's
+    vocabulary) is built on first use in the process that counts, never pickled.
     """
 
     def __init__(
@@ -275,6 +283,7 @@ class TextMatcher:
         return BatchCounts(documents, occurrences, *hits.merged())
 
     def _vectorised_window(self, captions: pa.Array | pa.ChunkedArray) -> BatchCounts:
+        """The numpy path: ``bag`` mode, and ``phrase`` mode's independent cross-check."""
         tokens = tokenize(captions, self._vocabulary)
         if self.mode == "phrase":
             rows, concepts, starts, ends = self._phrase_matches(tokens)

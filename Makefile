@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: env browser demo test bench clean
+.PHONY: env browser peer demo test bench clean
 
 env: $(STAMP)
 
@@ -29,10 +29,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: env
 	$(BIN)/letitwag demo --out demo-out
 
-test: env browser
+# CLIP_benchmark (the harness's peer check) runs in its own venv: its pins conflict with ours.
+PEER_STAMP := bench-out/clip_benchmark_venv/.letitwag-installed
+peer: $(PEER_STAMP)
+
+$(PEER_STAMP): benchmarks/clip_benchmark_env.py
+	$(PYTHON) benchmarks/clip_benchmark_env.py
+
+test: env browser peer
 	$(BIN)/python -m pytest -q
 
-bench: env
+bench: env peer
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

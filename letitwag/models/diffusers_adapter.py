@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Sequence
 
 from letitwag.errors import UserInputError
 from letitwag.models.base import Generator, check_generated, check_precision, weight_dtype
 from letitwag.models.provenance import file_identity, hub_revision, plumbing_card
-from letitwag.models.spec import ModelSpec
+from letitwag.models.spec import ModelSpec, pretrained_source
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +33,7 @@ class DiffusersGenerator(Generator):
         self.parsed = spec
         self.device = device
         self.precision = check_precision(precision)
-        self.local_dir = Path(spec.name).expanduser() if Path(spec.name).expanduser().is_dir() else None
-        source = str(self.local_dir) if self.local_dir else spec.name
-        kwargs = {"revision": spec.options.get("revision"), "trust_remote_code": trust_remote_code}
-        if self.local_dir:
-            kwargs["local_files_only"] = True
+        self.local_dir, source, kwargs = pretrained_source(spec, trust_remote_code)
         try:
             pipeline = DiffusionPipeline.from_pretrained(source, dtype=weight_dtype(self.precision), **kwargs)
         except (OSError, ValueError) as error:

@@ -110,3 +110,17 @@ def parse_spec(spec: str) -> ModelSpec:
         return _parse_python(spec, rest)
     name, options = _split_revision(rest)
     return ModelSpec(spec, adapter, name, None, options)
+
+
+def pretrained_source(spec: ModelSpec, trust_remote_code: bool) -> tuple[Path | None, str, dict]:
+    """Where a ``from_pretrained`` adapter reads: ``(local dir or None, source, keyword arguments)``.
+
+    A local folder is read with ``local_files_only`` so an offline run never reaches for a hub;
+    a Hub id keeps its ``@revision``. ``trust_remote_code`` is passed through only as the user set it.
+    """
+    candidate = Path(spec.name).expanduser()
+    local_dir = candidate if candidate.is_dir() else None
+    kwargs = {"revision": spec.options.get("revision"), "trust_remote_code": trust_remote_code}
+    if local_dir:
+        kwargs["local_files_only"] = True
+    return local_dir, str(local_dir) if local_dir else spec.name, kwargs

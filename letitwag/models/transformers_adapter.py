@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from letitwag.errors import UserInputError
 from letitwag.models.base import Encoder, check_precision, weight_dtype
 from letitwag.models.provenance import file_identity, plumbing_card
-from letitwag.models.spec import ModelSpec
+from letitwag.models.spec import ModelSpec, pretrained_source
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +42,7 @@ class TransformersEncoder(Encoder):
         self.parsed = spec
         self.device = device
         self.precision = check_precision(precision)
-        self.local_dir = Path(spec.name).expanduser() if Path(spec.name).expanduser().is_dir() else None
-        source = str(self.local_dir) if self.local_dir else spec.name
-        kwargs = {"trust_remote_code": trust_remote_code, "revision": spec.options.get("revision")}
-        if self.local_dir:
-            kwargs["local_files_only"] = True
+        self.local_dir, source, kwargs = pretrained_source(spec, trust_remote_code)
         try:
             model, loading = AutoModel.from_pretrained(
                 source, dtype=weight_dtype(self.precision), output_loading_info=True, **kwargs

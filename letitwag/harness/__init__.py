@@ -1,12 +1,37 @@
-"""The evaluation harness: zero-shot classification (and later text-to-image) on Let it Wag!.
+"""The evaluation harness: score zero-shot classifiers and text-to-image models on Let it Wag!.
 
-Python API::
+Why it exists: the paper's finding (accuracy grows only log-linearly with a concept's
+pretraining frequency) has to be measured the same way for every model, with results a
+leaderboard can verify and the analysis can join with frequencies.
+
+Python API (the CLI ``python -m letitwag.evaluate`` / ``letitwag evaluate`` wraps it)::
 
     from letitwag.harness import EvaluationOptions, evaluate
     results = evaluate(EvaluationOptions(model="open_clip:ViT-B-32/laion2b_s34b_b79k", out="runs/b32"))
+    results = evaluate(EvaluationOptions(model="diffusers:DIR", task="t2i", prompts="simple",
+                                         extra={"judge": "open_clip:ViT-L-14/openai"}, out="runs/sd"))
 
-A task is a module registered in ``harness.tasks``; metrics live in ``harness.metrics`` so the
-leaderboard can recompute them from ``predictions.parquet``.
+Modules:
+
+* ``options`` — ``EvaluationOptions``: model spec, dataset, split, prompts, batch size, workers,
+  device, precision, seed, ``limit``, cache dir; task-specific settings in ``extra``.
+* ``runner`` — ``evaluate(options)``: seeds, loads the model (``letitwag.models``), runs the
+  task, writes ``results.json`` + ``predictions.parquet`` atomically (``results``).
+* ``tasks`` — the task registry (``classification``, ``t2i``); a task is a module with
+  ``run(options, model) -> (fields, predictions)``.
+* ``data`` / ``images`` — Hub-layout or ``save_to_disk`` datasets, image/label columns detected
+  from the ``Image``/``ClassLabel`` features; decoding in DataLoader workers, corrupt images counted.
+* ``prompts`` — bundled prompt sets (``ensemble`` = the paper's 80 templates) or a file, and their hash.
+* ``classification`` — zero-shot classifier (normalise-average-normalise), cached features, top-k.
+* ``cache`` — classifier cache and atomic feature chunks: reruns and killed runs resume.
+* ``batching`` — halves the batch size on out-of-memory.
+* ``metrics`` — ``classification_metrics(labels, topk_ids, class_names, ...)``: top-1/top-5, mean
+  per-class recall, bootstrap CIs, per-class accuracy, accuracy by pretraining-frequency bin.
+  It works from predictions alone, so the leaderboard recomputes every claimed number.
+* ``t2i`` — text-to-image: seeded, resumable generation; judge accuracy, CLIPScore, retrieval CMC;
+  ``t2i_metrics`` recomputes them from predictions.
+
+File formats: ``docs/FORMATS.md``.
 """
 
 from letitwag.harness.options import DEFAULT_DATASET, EvaluationOptions

@@ -68,7 +68,18 @@ def normalized_features(features, expected_rows: int, what: str, spec: str, dim:
     return torch.nn.functional.normalize(features, dim=-1)
 
 
-class Encoder:
+class LoadedModel:
+    """What every loaded model records about how it was asked for (shared by encoders and generators)."""
+
+    def _bind(self, spec, device: str, precision: str) -> None:
+        """Keep the spec string, its parsed form, the device and the checked precision."""
+        self.spec = spec.raw
+        self.parsed = spec
+        self.device = device
+        self.precision = check_precision(precision)
+
+
+class Encoder(LoadedModel):
     """A dual encoder: images and texts into one space, L2-normalised float32 ``[N, D]``.
 
     Subclasses set ``preprocess`` (PIL image -> CHW tensor, picklable for DataLoader workers),
@@ -114,7 +125,7 @@ class Encoder:
         return {"spec": self.spec, "adapter": self.adapter}
 
 
-class Generator:
+class Generator(LoadedModel):
     """A text-to-image model: ``generate(prompts, seed) -> list of PIL images`` (one per prompt)."""
 
     spec: str

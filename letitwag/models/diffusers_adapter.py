@@ -6,7 +6,7 @@ import logging
 from typing import Sequence
 
 from letitwag.errors import UserInputError
-from letitwag.models.base import Generator, check_generated, check_precision, weight_dtype
+from letitwag.models.base import Generator, check_generated, weight_dtype
 from letitwag.models.provenance import file_identity, hub_revision, plumbing_card
 from letitwag.models.spec import ModelSpec, pretrained_source
 
@@ -29,10 +29,7 @@ class DiffusersGenerator(Generator):
     def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", trust_remote_code: bool = False):
         from diffusers import DiffusionPipeline
 
-        self.spec = spec.raw
-        self.parsed = spec
-        self.device = device
-        self.precision = check_precision(precision)
+        self._bind(spec, device, precision)
         self.local_dir, source, kwargs = pretrained_source(spec, trust_remote_code)
         try:
             pipeline = DiffusionPipeline.from_pretrained(source, dtype=weight_dtype(self.precision), **kwargs)

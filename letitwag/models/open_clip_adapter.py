@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from letitwag.errors import UserInputError
-from letitwag.models.base import Encoder, check_precision
+from letitwag.models.base import Encoder
 from letitwag.models.provenance import file_identity, plumbing_card
 from letitwag.models.spec import ModelSpec, looks_like_path
 
@@ -43,10 +43,7 @@ class OpenClipEncoder(Encoder):
     def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32"):
         import open_clip
 
-        self.spec = spec.raw
-        self.parsed = spec
-        self.device = device
-        self.precision = check_precision(precision)
+        self._bind(spec, device, precision)
         if spec.options.get("config_dir"):
             open_clip.add_model_config(spec.options["config_dir"])
         pretrained = spec.pretrained

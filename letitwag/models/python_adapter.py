@@ -13,7 +13,7 @@ import inspect
 from typing import Sequence
 
 from letitwag.errors import UserInputError
-from letitwag.models.base import Encoder, Generator, check_generated, check_precision
+from letitwag.models.base import Encoder, Generator, check_generated
 from letitwag.models.spec import ModelSpec
 
 
@@ -40,11 +40,8 @@ class PythonEncoder(Encoder):
     adapter = "python"
 
     def __init__(self, spec: ModelSpec, obj, device: str = "cpu", precision: str = "fp32"):
-        self.spec = spec.raw
-        self.parsed = spec
+        self._bind(spec, device, precision)
         self.obj = obj
-        self.device = device
-        self.precision = check_precision(precision)
         self.preprocess = getattr(obj, "preprocess", None) or getattr(obj, "transform", None)
         if self.preprocess is None:
             raise UserInputError(f"model spec {spec.raw!r}: the object needs a `preprocess` or `transform` attribute")
@@ -77,11 +74,8 @@ class PythonGenerator(Generator):
     adapter = "python"
 
     def __init__(self, spec: ModelSpec, obj, device: str = "cpu", precision: str = "fp32"):
-        self.spec = spec.raw
-        self.parsed = spec
+        self._bind(spec, device, precision)
         self.obj = obj
-        self.device = device
-        self.precision = check_precision(precision)
 
     def generate(self, prompts: Sequence[str], seed: int | Sequence[int] = 0, **options) -> list:
         prompts = list(prompts)

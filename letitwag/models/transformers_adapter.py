@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from letitwag.errors import UserInputError
-from letitwag.models.base import Encoder, check_precision, weight_dtype
+from letitwag.models.base import Encoder, weight_dtype
 from letitwag.models.provenance import file_identity, plumbing_card
 from letitwag.models.spec import ModelSpec, pretrained_source
 
@@ -38,10 +38,7 @@ class TransformersEncoder(Encoder):
     def __init__(self, spec: ModelSpec, device: str = "cpu", precision: str = "fp32", trust_remote_code: bool = False):
         from transformers import AutoModel, AutoProcessor
 
-        self.spec = spec.raw
-        self.parsed = spec
-        self.device = device
-        self.precision = check_precision(precision)
+        self._bind(spec, device, precision)
         self.local_dir, source, kwargs = pretrained_source(spec, trust_remote_code)
         try:
             model, loading = AutoModel.from_pretrained(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from letitwag.concepts import ConceptList
 from letitwag.demo.images import LICENSE, draw_image_set
-from letitwag.demo.knn_process import served_index
+from letitwag.builders.knn.background import served_index
 from letitwag.demo.timing import timed
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def run_mini_build(out: Path, concepts: ConceptList, model_spec: str, sizes: Bui
         images = draw_image_set(out / "images", concepts, sizes.per_concept, sizes.pool_per_concept, seed=seed)
     with timed(seconds, "knn build"):
         index = build_index(images.pool, model_spec, out / "knn-index", batch_size=32, chunk_size=256, threads=1)
-    with timed(seconds, "knn serve start+stop"), served_index(index, out / "knn-serve.log") as url:
+    with timed(seconds, "knn serve start+stop"), served_index([f"demo={index}"], out / "knn-serve.log") as url:
         options = CollectOptions(knn_num_images=sizes.knn_num_images, knn_max_templates=1, retries=1, timeout=60)
         with timed(seconds, "collect"):
             candidates = collect(concepts, [f"folder:{images.labelled}", f"knn:{url}"], out / "candidates", options)

@@ -8,13 +8,11 @@ over HTTP on 127.0.0.1.
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.server
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,17 +25,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from letitwag.builders.knn.background import free_loopback_port, served_index
 from letitwag.builders.knn.protocol import UNSUPPORTED_HEADER, KnnRequest, parse_request
 from letitwag.builders.knn.service import near_duplicate_positions
 from letitwag.builders.knn.store import open_index
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -80,36 +73,10 @@ def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "letitwag", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@contextlib.contextmanager
-def serving(*args: str):
-    """`letitwag knn serve ...` on a free loopback port; yields the base URL; always stopped."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "letitwag", "knn", "serve", *args, "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited early: {process.stdout.read().decode()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def server(built_index):
-    with serving(f"local={built_index['index']}", "--max-body-bytes", "200000", "--max-results", "50") as url:
+    args = [f"local={built_index['index']}", "--max-body-bytes", "200000", "--max-results", "50"]
+    with served_index(args, built_index["root"] / "serve.log") as url:
         yield url
 
 
@@ -213,7 +180,7 @@ def test_build_and_serve_refuse_bad_paths_with_one_line(tmp_path):
     result = run_cli("knn", "build", "--images", str(tmp_path / "nope"), "--model", "open_clip:RN50",
                      "--out", str(tmp_path / "i"))
     assert result.returncode == 2 and "no such image folder" in result.stderr
-    result = run_cli("knn", "serve", str(tmp_path / "missing-index"), "--port", str(free_port()))
+    result = run_cli("knn", "serve", str(tmp_path / "missing-index"), "--port", str(free_loopback_port()))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("letitwag knn: error:")
     assert "no such index directory" in result.stderr
@@ -320,8 +287,9 @@ def test_concurrent_requests_are_all_answered_like_sequential_ones(server, built
         assert [r["id"] for r in answer.json()] == [r["id"] for r in reference]
 
 
-def test_serve_embedding_only_without_a_model_two_workers_inline_images(built_index):
-    with serving(str(built_index["index"]), "--no-model", "--workers", "2", "--inline-images") as url:
+def test_serve_embedding_only_without_a_model_two_workers_inline_images(built_index, tmp_path):
+    args = [str(built_index["index"]), "--no-model", "--workers", "2", "--inline-images"]
+    with served_index(args, tmp_path / "serve.log") as url:
         index = open_index(built_index["index"])
         vector = index.reconstruct(np.array([3]))[0].tolist()
         found = post(url, {"embedding_input": vector, "num_images": 1}).json()[0]

@@ -1,7 +1,7 @@
-"""Start ``letitwag knn serve`` as a child process on a free loopback port, and always stop it.
+"""Run ``letitwag knn serve`` as a child process on a free loopback port, and always stop it.
 
-Why a real child process (not an in-process app): the demo shows the backend exactly as a user
-runs it, and collection then talks to it over HTTP like to any clip-retrieval backend.
+Why a real child process (not an in-process app): the demo and the tests exercise the backend
+exactly as a user runs it, and clients talk to it over HTTP like to any clip-retrieval backend.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def free_loopback_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """Linux: the server gets SIGTERM when the demo dies, even by SIGKILL (no orphan on the port)."""
+    """Linux: the server gets SIGTERM when its parent dies, even by SIGKILL (no orphan on the port)."""
     import ctypes
 
     pr_set_pdeathsig = 1
@@ -46,15 +46,16 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def served_index(index_dir: str | Path, log_file: str | Path, name: str = "demo",
-                 startup_timeout: float = 240.0) -> Iterator[str]:
-    """Serve ``index_dir`` as ``name`` on 127.0.0.1; yields the base URL; stops the server on exit.
+def served_index(serve_args: list[str], log_file: str | Path, startup_timeout: float = 240.0) -> Iterator[str]:
+    """``letitwag knn serve SERVE_ARGS`` on 127.0.0.1; yields the base URL; stops the server on exit.
 
-    The server's output goes to ``log_file`` (a pipe nobody reads could fill up and block it).
+    ``serve_args`` are the command's own arguments (``["demo=INDEX", "--workers", "2"]``); host and
+    port are chosen here. The server's output goes to ``log_file`` (a pipe nobody reads could fill
+    up and block it).
     """
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "letitwag", "knn", "serve", f"{name}={index_dir}", "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "letitwag", "knn", "serve", *serve_args, "--host", "127.0.0.1",
                "--port", str(port)]
     with open(log_file, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -69,7 +70,7 @@ def served_index(index_dir: str | Path, log_file: str | Path, name: str = "demo"
                     raise UserInputError(f"letitwag knn serve did not answer on {url} within {startup_timeout:.0f} s; "
                                          f"see {log_file}")
                 time.sleep(0.3)
-            logger.info("kNN backend (pid %d) serving %s on %s", process.pid, index_dir, url)
+            logger.info("kNN backend (pid %d) serving %s on %s", process.pid, " ".join(serve_args), url)
             yield url
         finally:
             process.send_signal(signal.SIGINT)

@@ -13,7 +13,6 @@ import http.server
 import io
 import json
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -31,6 +30,7 @@ from PIL import Image
 from letitwag.builders.collect import CollectOptions, collect
 from letitwag.builders.collect.knn import KnnBackendError
 from letitwag.builders.collect.runner import make_source
+from letitwag.builders.knn.background import free_loopback_port
 from letitwag.builders.manifest import read_candidates
 from letitwag.concepts import Concept, ConceptList
 from letitwag.errors import UserInputError
@@ -45,12 +45,6 @@ def jpeg_bytes(seed: int, fmt: str = "JPEG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((rng.random((24, 32, 3)) * 255).astype("uint8")).save(buffer, format=fmt)
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -192,7 +186,7 @@ def test_webdataset_tars_take_the_concept_from_json_cls_or_txt_and_record_the_re
 
 def test_url_list_records_every_failure_and_skips_done_urls_on_rerun(tmp_path, web):
     base, hits = web
-    dead = f"http://127.0.0.1:{free_port()}/dead.jpg"
+    dead = f"http://127.0.0.1:{free_loopback_port()}/dead.jpg"
     lines = ["url,concept_id,caption,license",
              f"{base}/img/1.jpg,A300B4,a plane,CC-BY",
              f"{base}/png/2.png,Harriss Hawk,,",
@@ -300,7 +294,7 @@ def knn_backend(index_dir: Path, vector: np.ndarray):
 
     index = open_index(index_dir, "local")
     service = KnnService({"local": index}, {index.config["model"]: _StubEncoder(vector)})
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=free_port(), log_level="error"))
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=free_loopback_port(), log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -385,7 +379,7 @@ def test_knn_backend_down_keeps_finished_work_of_other_sources(tmp_path):
     root = tmp_path / "photos" / "A300B4"
     root.mkdir(parents=True)
     (root / "1.jpg").write_bytes(jpeg_bytes(1))
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{free_loopback_port()}"
     out = tmp_path / "out"
     with pytest.raises(KnnBackendError, match="not reachable .* finished concepts are kept"):
         collect(CONCEPTS, [f"folder:{tmp_path / 'photos'}", f"knn:{dead}"], out, CollectOptions(retries=1))

@@ -39,6 +39,9 @@ from letitwag.errors import UserInputError
 
 CAPTION_SCHEMA = pa.schema([("sample_id", pa.string()), ("caption", pa.string())])
 BATCH_ROWS = 65_536
+# Rows per counting shard: ~0.5 s of one worker's time, so a pool's last shards finish together
+# and a resumed run redoes little; LAION-400M makes ~800 shards.
+DEFAULT_SHARD_ROWS = 500_000
 # Caption column names tried in this order when --text-column is not given.
 TEXT_COLUMN_CANDIDATES = ("caption", "text", "TEXT", "txt", "prompt", "sentence")
 SUFFIX_FORMATS = {
@@ -136,7 +139,7 @@ def plan_caption_slices(
     inputs: Sequence[str | Path],
     text_column: str | None = None,
     id_column: str | None = None,
-    shard_rows: int = 1_000_000,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
 ) -> list[CaptionSlice]:
     """Split the inputs into row ranges of at most ``shard_rows`` rows, in input order."""
     if shard_rows < 1:
@@ -224,6 +227,31 @@ def _row_ranges(total: int, shard_rows: int) -> list[tuple[int, int]]:
     return [(start, min(start + shard_rows, total)) for start in range(0, total, shard_rows)]
 
 
+def _row_group_ranges(group_rows: Sequence[int], shard_rows: int) -> list[tuple[int, int]]:
+    """Row ranges of at most ``shard_rows`` rows made of whole row groups.
+
+    Why whole groups: a reader decodes a row group's pages from its start, so a shard that
+    ended inside a group would make the next shard decode that group again. A group longer than
+    ``shard_rows`` is split into plain row ranges (each decodes the group up to its rows).
+    """
+    ranges: list[tuple[int, int]] = []
+    start = end = 0
+    for rows in group_rows:
+        if rows > shard_rows:
+            if end > start:
+                ranges.append((start, end))
+            ranges.extend((end + a, end + b) for a, b in _row_ranges(rows, shard_rows))
+            start = end = end + rows
+            continue
+        if end + rows - start > shard_rows:
+            ranges.append((start, end))
+            start = end
+        end += rows
+    if end > start:
+        ranges.append((start, end))
+    return ranges
+
+
 def _resolve_column(path: str, wanted: str | None, columns: Sequence[str], role: str) -> str | None:
     """The column to read for ``role``; a clear one-line error names the file and its columns."""
     available = ", ".join(map(str, columns)) or "none"
@@ -253,7 +281,8 @@ def _plan_parquet(path: Path, base: dict, shard_rows: int) -> list[CaptionSlice]
     text = _resolve_column(str(path), base["text_column"], names, "caption")
     ident = _resolve_column(str(path), base["id_column"], names, "id")
     base = dict(base, text_column=text, id_column=ident)
-    return [CaptionSlice(start=a, stop=b, **base) for a, b in _row_ranges(parquet.metadata.num_rows, shard_rows)]
+    groups = [parquet.metadata.row_group(index).num_rows for index in range(parquet.metadata.num_row_groups)]
+    return [CaptionSlice(start=a, stop=b, **base) for a, b in _row_group_ranges(groups, shard_rows)]
 
 
 def _plan_lines(path: Path, base: dict, shard_rows: int) -> list[CaptionSlice]:
@@ -486,7 +515,8 @@ def _read_parquet(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Ite
         return
     columns = [c for c in (piece.text_column, piece.id_column) if c]
     position = first
-    for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
+    # use_threads=False: each worker is one of a pool sized to the cores; threads only add overhead
+    for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns, use_threads=False):
         lo, hi = max(piece.start - position, 0), min(piece.stop - position, batch.num_rows)
         if hi > lo:
             part = batch.slice(lo, hi - lo)
@@ -599,13 +629,24 @@ def _parse_json_record(line: bytes, text_column: str | None, id_column: str | No
                 reason = "missing_field"
             elif value is not None and not isinstance(value, str):
                 reason = "not_text"
+            elif value is not None and not _encodable(value):
+                reason = "invalid_utf8"  # a lone surrogate escape such as "\ud800"
             else:
                 caption = value
-            if id_column and record.get(id_column) is not None:
+            if id_column and record.get(id_column) is not None and _encodable(str(record[id_column])):
                 sample_id = str(record[id_column])
     if reason:
         stats.skip(reason)
     return caption, sample_id
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (JSON may escape lone surrogates, which UTF-8 cannot hold)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_webdataset(piece: CaptionSlice, stats: ReadStats, batch_rows: int) -> Iterator[RawBatch]:

@@ -94,6 +94,19 @@ def test_five_files_are_split_into_row_range_shards_covering_every_row_once(tmp_
     assert stats.rows == 5 * 24
 
 
+@pytest.mark.parametrize("shard_rows, expected", [
+    (8, [(0, 5), (5, 10), (10, 15), (15, 20), (20, 24)]),  # a group never straddles two shards
+    (12, [(0, 10), (10, 20), (20, 24)]),
+    (3, [(0, 3), (3, 5), (5, 8), (8, 10), (10, 13), (13, 15), (15, 18), (18, 20), (20, 23), (23, 24)]),
+])
+def test_parquet_shards_are_whole_row_groups_unless_a_group_is_longer(tmp_path, shard_rows, expected):
+    path = write_corpus(tmp_path, "parquet", repeat_corpus(2))  # 24 rows in row groups of 5
+    pieces = plan_caption_slices([path], shard_rows=shard_rows)
+    assert [(p.start, p.stop) for p in pieces] == expected
+    rows, _ = read_all([path], shard_rows=shard_rows)
+    assert [row["caption"] for row in rows] == [c for _, c in repeat_corpus(2)]
+
+
 @pytest.mark.parametrize("shard_rows", [1, 2, 3, 5])
 def test_csv_shards_split_on_record_boundaries_even_inside_quotes(tmp_path, shard_rows):
     path = tmp_path / "quoted.csv"
@@ -175,14 +188,15 @@ def test_non_utf8_null_and_blank_captions_are_counted_skips_not_crashes(tmp_path
     csv_path = tmp_path / "bad.csv"
     csv_path.write_bytes(b"caption,id\na dog,1\n\xff broken,2\n,3\n\"a, cat\",4\nonly,too,many\n")
     jsonl = tmp_path / "bad.jsonl"
-    jsonl.write_bytes(b'{"caption": "a dog"}\n{broken json\n{"caption": 7}\n{"other": "x"}\n\n{"caption": null}\n')
+    jsonl.write_bytes(b'{"caption": "a dog"}\n{broken json\n{"caption": 7}\n{"other": "x"}\n\n{"caption": null}\n'
+                      b'{"caption": "\\ud800 dog"}\n')  # a lone surrogate escape: valid JSON, not valid text
     table = count_text([text, csv_path, jsonl], concepts, tmp_path / "out", workers=1)
     provenance = table.provenance
-    assert provenance["skipped"] == {"empty": 4, "invalid_utf8": 2, "invalid_json": 1, "malformed_row": 1,
+    assert provenance["skipped"] == {"empty": 4, "invalid_utf8": 3, "invalid_json": 1, "malformed_row": 1,
                                      "missing_field": 1, "not_text": 1, "null": 1}
     counts = table.counts()
     assert counts["dog"] == 3 and counts["cat"] == 2
-    assert provenance["corpus_size"] == 5 + 5 + 6
+    assert provenance["corpus_size"] == 5 + 5 + 7
 
 
 def test_a_one_megabyte_caption_is_counted(tmp_path, concepts):

@@ -196,12 +196,13 @@ def _shift_of(table):
 @njit(cache=True, nogil=True)
 def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, unicode_special, table, form_offsets,
                   form_bytes, root, has_children, edges, n_lemmas, terminal_ptr, terminal_concepts, longest_match,
-                  documents, occurrences, hit_rows, hit_concepts, fallback):
+                  documents, occurrences, with_hits, hit_rows, hit_concepts, fallback):
     """Count rows ``offsets[i]:offsets[i+1]`` of ``data``, from ``first_row`` on, into
     ``documents``/``occurrences``; write document hits, sorted by (row, concept), into
-    ``hit_rows``/``hit_concepts`` and the rows not counted here into ``fallback`` (as long as
-    ``len(offsets) - 1``). Returns ``(n_hits, n_fallback, next_row)``: it stops before a row
-    whose hits might not fit (``next_row`` < rows: call again with fresh hit buffers).
+    ``hit_rows``/``hit_concepts`` (only ``with_hits``: without, they are not touched and may be
+    empty) and the rows not counted here into ``fallback`` (as long as ``len(offsets) - 1``).
+    Returns ``(n_hits, n_fallback, next_row)``: it stops before a row whose hits might not fit
+    (``next_row`` < rows: call again with fresh hit buffers).
 
     Every buffer is allocated once per call, never grown: growing arrays inside the loops
     costs numba reference-count traffic that doubled the run time.
@@ -233,7 +234,7 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
     shift = _shift_of(table)
     edge_shift = _shift_of(edges)
     for row in range(first_row, n_rows):
-        if len(hit_rows) - n_hits < n_concepts:
+        if with_hits and len(hit_rows) - n_hits < n_concepts:
             return n_hits, n_fallback, row
         begin = offsets[row]
         stop = offsets[row + 1]
@@ -337,7 +338,11 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
                     last_end[concept] = end
             if group_reach > reach_before:
                 reach_before = group_reach
-        # 3. document hits of the row, sorted by concept
+        # 3. documents, and the row's document hits sorted by concept
+        if not with_hits:
+            for index in range(n_found):
+                documents[found[index]] += 1
+            continue
         for index in range(1, n_found):
             value = found[index]
             back = index - 1

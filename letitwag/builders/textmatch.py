@@ -29,6 +29,7 @@ uses the numpy path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from letitwag.builders.caption_tokens import (
     tokenize,
     unicode_tables,
 )
-from letitwag.concepts import ConceptList
+from letitwag.concepts import Concept, ConceptList
 
 MODES = ("phrase", "bag")
 MAX_BATCH_ROWS = 131_072
@@ -234,19 +235,22 @@ class TextMatcher:
             "concept_list_sha256": self._concept_hash,
         }
 
-    def count(self, captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> BatchCounts:
+    def count(self, captions: pa.Array | pa.ChunkedArray | Sequence[str | None], with_hits: bool = True
+              ) -> BatchCounts:
         """Count one batch. Null and empty captions count nothing; rows are batch positions.
 
         Batches longer than ``MAX_BATCH_ROWS`` are counted in windows of that many rows, so the
         working memory (~100 bytes per caption) stays bounded whatever the caller passes.
+        ``with_hits=False``: only the counts are wanted (no postings), so ``phrase`` mode skips
+        gathering the per-row hits and returns them empty.
         """
         if not isinstance(captions, (pa.Array, pa.ChunkedArray)):
             captions = pa.array(list(captions), type=pa.string())
         if len(captions) <= MAX_BATCH_ROWS:
-            return self._count_window(captions)
+            return self._count_window(captions, with_hits)
         windows = []
         for start in range(0, len(captions), MAX_BATCH_ROWS):
-            counts = self._count_window(captions.slice(start, MAX_BATCH_ROWS))
+            counts = self._count_window(captions.slice(start, MAX_BATCH_ROWS), with_hits)
             windows.append((start, counts))
         return BatchCounts(
             np.sum([counts.documents for _, counts in windows], axis=0),
@@ -255,29 +259,31 @@ class TextMatcher:
             np.concatenate([counts.hit_concepts for _, counts in windows]),
         )
 
-    def _count_window(self, captions: pa.Array | pa.ChunkedArray) -> BatchCounts:
+    def _count_window(self, captions: pa.Array | pa.ChunkedArray, with_hits: bool) -> BatchCounts:
         if self.mode == "phrase":
-            return self._compiled_phrase_window(captions)
+            return self._compiled_phrase_window(captions, with_hits)
         return self._vectorised_window(captions)
 
-    def _compiled_phrase_window(self, captions: pa.Array | pa.ChunkedArray) -> BatchCounts:
+    def _compiled_phrase_window(self, captions: pa.Array | pa.ChunkedArray, with_hits: bool = True) -> BatchCounts:
         """The compiled one-pass kernel in three tiers: all rows, ASCII only (no tables to load);
         the rows with non-ASCII bytes, with the per-code-point tables; the few rows those cannot
         settle (``İ``, ``Σ``, invalid UTF-8, ...) as ``normalize_text`` output. Hits are merged by row."""
         documents = np.zeros(self.n_concepts, dtype=np.int64)
         occurrences = np.zeros(self.n_concepts, dtype=np.int64)
-        hits = _RowHits()
+        hits = _RowHits() if with_hits else _NoHits()
         row_base = 0
         for chunk in string_chunks(captions):
-            rows, concepts, fallback = self._compiled.count(chunk, documents, occurrences, tier="ascii")
+            count = functools.partial(self._compiled.count, documents=documents, occurrences=occurrences,
+                                      with_hits=with_hits)
+            rows, concepts, fallback = count(chunk, tier="ascii")
             hits.add(rows + row_base, concepts)
             if len(fallback):
                 non_ascii = chunk.take(pa.array(fallback))
-                rows, concepts, still = self._compiled.count(non_ascii, documents, occurrences, tier="unicode")
+                rows, concepts, still = count(non_ascii, tier="unicode")
                 hits.add(fallback[rows] + row_base, concepts)
                 if len(still):
                     normalized = normalized_rows(non_ascii, still)
-                    rows, concepts, _ = self._compiled.count(normalized, documents, occurrences, tier="normalized")
+                    rows, concepts, _ = count(normalized, tier="normalized")
                     hits.add(fallback[still[rows]] + row_base, concepts)
             row_base += len(chunk)
         return BatchCounts(documents, occurrences, *hits.merged())
@@ -390,12 +396,12 @@ class _CompiledPhraseTables:
         self.terminal_ptr = trie.terminal_ptr.astype(np.int64)
         self.terminal_concepts = trie.terminal_concepts.astype(np.int32)
 
-    def count(self, chunk: pa.Array, documents: np.ndarray, occurrences: np.ndarray, tier: str
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def count(self, chunk: pa.Array, documents: np.ndarray, occurrences: np.ndarray, tier: str,
+              with_hits: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Adds the counts of the rows it settles into ``documents``/``occurrences``; returns
-        their hits (rows, concepts) and the rows left over. ``tier``: ``ascii`` leaves every row
-        with a non-ASCII byte, ``unicode`` the rows needing ``normalize_text`` itself, and
-        ``normalized`` (rows that are ``normalize_text`` output) none."""
+        their hits (rows, concepts; empty unless ``with_hits``) and the rows left over. ``tier``:
+        ``ascii`` leaves every row with a non-ASCII byte, ``unicode`` the rows needing
+        ``normalize_text`` itself, and ``normalized`` (rows that are ``normalize_text`` output) none."""
         from letitwag.builders import phrase_kernel
 
         offsets, data = offsets_and_data(chunk)
@@ -407,20 +413,35 @@ class _CompiledPhraseTables:
         concepts: list[np.ndarray] = []
         next_row = 0
         while next_row < n_rows or not rows:
-            capacity = _HITS_PER_ROW * (n_rows - next_row) + len(documents)
+            capacity = _HITS_PER_ROW * (n_rows - next_row) + len(documents) if with_hits else 0
             hit_rows = np.empty(capacity, dtype=np.int64)
             hit_concepts = np.empty(capacity, dtype=np.int32)
             n_hits, n_more, next_row = phrase_kernel.count_phrases(
                 offsets, data, next_row, tier == "normalized", phrase_kernel.ASCII_CLASSES, unicode_map,
                 unicode_special, self.table, self.form_offsets, self.form_bytes, self.root, self.has_children,
                 self.edges, self.n_lemmas, self.terminal_ptr, self.terminal_concepts, self.longest_match, documents,
-                occurrences, hit_rows, hit_concepts, fallback[n_fallback:])
+                occurrences, with_hits, hit_rows, hit_concepts, fallback[n_fallback:])
             n_fallback += n_more
             rows.append(hit_rows[:n_hits])
             concepts.append(hit_concepts[:n_hits])
         if len(rows) > 1:
             return np.concatenate(rows), np.concatenate(concepts), fallback[:n_fallback]
+        if not with_hits:
+            return rows[0], concepts[0], fallback[:n_fallback]
         return rows[0].copy(), concepts[0].copy(), fallback[:n_fallback]
+
+
+def warm_up_phrase_kernel() -> None:
+    """Load the compiled phrase kernel into this process (numba, from its on-disk cache).
+
+    Why: numba's first call in a process costs ~0.7 s, so a process that forks counting workers
+    (the local executor's fork server) calls this once and every worker starts warm. The three
+    captions take the kernel's three tiers (ASCII, Unicode tables, ``normalize_text`` output),
+    so each compiled specialisation the counting uses is loaded.
+    """
+    lemmas = LemmaTable({"dogs": "dog"}, name="warm-up")  # not the English table: its load costs ~0.5 s
+    matcher = TextMatcher(ConceptList([Concept("dog")], name="warm-up"), lemmas=lemmas)
+    matcher.count(["a dog", "café dogs", "İstanbul dog"])
 
 
 # Hit buffer per row for one kernel call (a call stops early and is resumed if rows have more)
@@ -448,6 +469,13 @@ class _RowHits:
 
     def merged(self) -> tuple[np.ndarray, np.ndarray]:
         return self.rows, self.concepts
+
+
+class _NoHits(_RowHits):
+    """Drops the hits: counting without postings has no use for them."""
+
+    def add(self, rows: np.ndarray, concepts: np.ndarray) -> None:
+        pass
 
 
 def _sorted_unique(keys: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from letitwag import __version__
 from letitwag.builders.captions import (
+    DEFAULT_SHARD_ROWS,
     CaptionSlice,
     ReadStats,
     plan_caption_slices,
@@ -51,6 +52,8 @@ TABLE_NAME = "text.parquet"
 POSTINGS_NAME = "text_postings.parquet"
 SHARDS_DIR = "shards"
 _METADATA_KEY = b"letitwag"
+# what local counting workers start with: the compiled kernel counts ``phrase`` mode
+_WORKER_PRELOAD = {"phrase": ("letitwag.builders.phrase_kernel_preload",), "bag": ()}
 
 @dataclass
 class TextPartial:
@@ -94,7 +97,7 @@ class TextCountTask:
         hit_ids: list[pa.Array] = []
         hit_concepts: list[np.ndarray] = []
         for batch in read_caption_slice(piece, stats, with_ids=self.postings):
-            counts = matcher.count(batch.column("caption"))
+            counts = matcher.count(batch.column("caption"), with_hits=self.postings)
             documents += counts.documents
             occurrences += counts.occurrences
             if self.postings and len(counts.hit_rows):
@@ -162,7 +165,7 @@ def count_text(
     executor: str = "local",
     workers: int | None = None,
     ray_address: str | None = None,
-    shard_rows: int = 1_000_000,
+    shard_rows: int | None = None,
     corpus_name: str | None = None,
 ) -> FrequencyTable:
     """Count concept mentions in captions; write ``out_dir/text.parquet`` (+ provenance, postings).
@@ -178,6 +181,9 @@ def count_text(
     if mode not in ("phrase", "bag"):
         raise UserInputError(f"unknown matching mode {mode!r}; use phrase or bag")
     out_dir = Path(out_dir)
+    shard_rows = DEFAULT_SHARD_ROWS if shard_rows is None else shard_rows
+    # first: local workers' fork server loads the compiled kernel while the matcher is built here
+    engine = make_executor(executor, workers, ray_address, preload=_WORKER_PRELOAD[mode])
     pieces = plan_caption_slices(captions, text_column=text_column, id_column=id_column, shard_rows=shard_rows)
     task = TextCountTask(TextMatcher(concepts, mode=mode, longest_match=longest_match, use_aliases=use_aliases),
                          postings)
@@ -191,7 +197,6 @@ def count_text(
         for piece in pieces
     ]
     store = ShardStore(out_dir / SHARDS_DIR)
-    engine = make_executor(executor, workers, ray_address)
     report = run_shards(shards, task, store, engine, description="counting shards")
 
     decode = _decode_counts(len(concepts))

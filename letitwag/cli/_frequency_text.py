@@ -91,8 +91,9 @@ def _register_count(subparsers) -> None:
     parser.add_argument("--ray-address", default=None,
                         help="join a running Ray cluster (e.g. auto, ray://head:10001); its nodes need letitwag "
                         "installed and must see the --captions paths; partials come back to this machine")
-    parser.add_argument("--shard-rows", type=int, default=1_000_000,
-                        help="rows per shard (a webdataset tar is always one shard); smaller shards resume finer")
+    parser.add_argument("--shard-rows", type=int, default=None,
+                        help="rows per shard (default 500,000; a parquet shard is whole row groups unless one group is "
+                        "longer; a webdataset tar is always one shard); smaller shards resume finer")
     parser.add_argument("--corpus-name", default=None,
                         help="corpus name stored in the table; unset: the first input's name")
     parser.set_defaults(handler=_run_count)

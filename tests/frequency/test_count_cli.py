@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from letitwag import cli
+from letitwag.builders.captions import DEFAULT_SHARD_ROWS
 from letitwag.builders.frequency import count_text
 from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import ConceptList
@@ -92,7 +93,7 @@ def test_postings_and_id_column(tmp_path, capsys, concepts_file):
 def test_a_process_pool_writes_the_same_bytes_as_one_process(tmp_path, concepts):
     paths = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(2), name=f"p{i}") for i in range(3)]
     for workers in (1, 2):
-        table = count_text(paths, concepts, tmp_path / f"w{workers}", shard_rows=8, workers=workers, postings=True)
+        table = count_text(paths, concepts, tmp_path / f"w{workers}", shard_rows=10, workers=workers, postings=True)
         assert table.provenance["execution"] == {"shards": 9, "reused": 0, "computed": 9, "executor": "local",
                                                  "workers": workers}
     for name in ("text.parquet", "text_postings.parquet"):
@@ -152,3 +153,5 @@ def test_help_explains_every_option_with_examples():
             assert action.help, f"{name} {action.option_strings} has no help"
             for option in action.option_strings:
                 assert option in help_text
+    shard_rows = next(a for a in commands["count"]._actions if "--shard-rows" in a.option_strings)
+    assert f"default {DEFAULT_SHARD_ROWS:,}" in shard_rows.help  # the help names the library's default

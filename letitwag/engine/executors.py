@@ -72,7 +72,7 @@ class LocalExecutor(Executor):
         self.workers = workers or default_workers()
         if self.workers < 1:
             raise UserInputError(f"--workers must be at least 1 (got {self.workers})")
-        self.context = _worker_context(preload) if self.workers > 1 else None
+        self.context = worker_context(preload) if self.workers > 1 else None
 
     def describe(self) -> dict:
         return {"executor": self.name, "workers": self.workers}
@@ -96,11 +96,13 @@ class LocalExecutor(Executor):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _worker_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
+def worker_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
     """The fork server's context (started now, importing ``preload``), or ``spawn`` without one.
 
     The fork server is one per driver process: the first executor that starts it decides what
     it preloads; later ones reuse it (a worker imports anything else it needs on first use).
+    Workers get the driver's working directory and ``sys.path`` at each start, but the
+    environment variables the fork server started with.
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")

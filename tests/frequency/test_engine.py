@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import pathlib
+import subprocess
 import sys
+import textwrap
 import types
 
 import pytest
@@ -35,6 +37,34 @@ def add(a: dict, b: dict) -> dict:
 
 def make_shards(count: int, fail_at: int | None = None, version: str = "v1") -> list[Shard]:
     return [Shard(f"s{i:03d}", (i * 10, i * 10 + 10, i == fail_at), fingerprint(i, version)) for i in range(count)]
+
+
+PRELOAD_PROBE = """
+import sys
+from letitwag.engine.executors import LocalExecutor
+from letitwag.engine.shards import Shard
+
+
+def probe(spec):
+    return str("numba" in sys.modules and "letitwag.builders.phrase_kernel" in sys.modules).encode()
+
+
+if __name__ == "__main__":
+    executor = LocalExecutor(2, preload=["letitwag.builders.phrase_kernel_preload"])
+    shards = [Shard(f"s{i}", i, str(i)) for i in range(4)]
+    print(sorted(partial.decode() for _, partial in executor.map_unordered(probe, shards)),
+          "numba" in sys.modules)
+"""
+
+
+def test_local_workers_fork_from_a_server_that_preloaded_the_stage_modules(tmp_path):
+    # a fresh interpreter: the fork server is one per process, and this one may have started it already
+    script = tmp_path / "probe.py"
+    script.write_text(textwrap.dedent(PRELOAD_PROBE))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # every worker has the compiled kernel's modules although neither it nor the driver imported them
+    assert done.stdout.split() == ["['True',", "'True',", "'True',", "'True']", "False"]
 
 
 def test_pool_and_inline_runs_merge_alike_and_a_rerun_reuses_every_shard(tmp_path):

@@ -107,12 +107,13 @@ def check_image(data: bytes, limits: ImageLimits) -> CheckedImage:
         return CheckedImage(reason=f"cannot convert {oriented.mode} to RGB: {str(error)[:120]}",
                             width=oriented.width, height=oriented.height, format=fmt)
     changes.extend(conversions)
-    pixels = rgb.tobytes()
-    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode() + pixels).hexdigest()
+    pixel_hash = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
+    pixel_hash.update(rgb.tobytes())  # no concatenated copy of the pixels
     phash = to_hex(int(hash_inputs_to_phashes(hash_input(rgb)[None])[0]))
     converted_png = None
     if changes:
         buffer = io.BytesIO()
         rgb.save(buffer, format="PNG", optimize=False)
         converted_png = buffer.getvalue()
-    return CheckedImage(None, rgb.width, rgb.height, fmt, digest, phash, "; ".join(changes) or None, converted_png)
+    return CheckedImage(None, rgb.width, rgb.height, fmt, pixel_hash.hexdigest(), phash, "; ".join(changes) or None,
+                        converted_png)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from letitwag.builders.curate.images import CheckedImage, ImageLimits, check_image
+from letitwag.engine.executors import worker_context
 from letitwag.io import atomic_write_bytes, atomic_write_with
 
 LOGGER = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ def run_validation(candidates_file: Path, candidates_dir: Path, out_dir: Path, w
 
     executor = None
     if workers > 1:
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        # forked from the fork server, which has this module (Pillow, numpy, scipy, pyarrow) imported
+        executor = ProcessPoolExecutor(workers, mp_context=worker_context(("letitwag.builders.curate.validate",)))
     try:
         for index, items in _chunks(candidates_file, candidates_dir, out_dir, ids, chunk_size):
             if chunk_path(index).exists():

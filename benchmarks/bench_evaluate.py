@@ -12,8 +12,10 @@ Claims checked (issue 4, "Numbers"):
 Images/s on both sides = images / seconds of the image loop (decode + preprocess + forward +
 logits/top-k): CLIP_benchmark's ``run_classification``; letitwag's ``profile.image_features``
 (which also writes the feature cache), timed alternately ``--repeats`` times each, best kept,
-letitwag with its classifier already cached (CLIP_benchmark's loop excludes its classifier too). letitwag's figure includes compilation (``--compile on``)
-and is also given without its one-off first-batch cost. CLIP_benchmark runs in its own venv
+letitwag with its classifier already cached (CLIP_benchmark's loop excludes its classifier too).
+letitwag's figure includes compilation (``--compile on``) and is also given without its one-off
+first-batch cost. bf16 runs on a seeded ``--bf16-images`` subset and is compared with letitwag's
+fp32 predictions on the same images. CLIP_benchmark runs in its own venv
 (``clip_benchmark_env.py``; created here when missing).
 
     python benchmarks/bench_evaluate.py            # 2,000 images, 20 classes, batch 64
@@ -65,14 +67,15 @@ def dataset(folder: Path, images: int, classes: int) -> dict:
     return info
 
 
-def run_letitwag(checkpoint: Path, data: dict, out: Path, cache: Path, args, precision: str) -> tuple[dict, float]:
+def run_letitwag(checkpoint: Path, data: dict, out: Path, cache: Path, args, precision: str,
+                 limit: int | None = None) -> tuple[dict, float]:
     from letitwag.harness.options import EvaluationOptions
     from letitwag.harness.runner import evaluate
 
     options = EvaluationOptions(
         model=f"open_clip:{ARCH}/{checkpoint}", dataset=data["hub_dir"], out=out, cache_dir=cache,
         batch_size=args.batch_size, workers=args.workers, precision=precision, prompts="ensemble",
-        extra={"compile": args.compile},
+        extra={"compile": args.compile}, limit=limit,
     )
     started = time.perf_counter()
     results = evaluate(options)
@@ -88,6 +91,26 @@ def images_per_second(results: dict, batch_size: int) -> tuple[float, float]:
     return n / seconds["image_features"], n / max(1e-9, seconds["image_features"] - excess)
 
 
+def precision_agreement(reduced: dict, full: dict) -> dict:
+    """A reduced-precision run against the fp32 run on the rows it scored: identical top-1, and
+    top-1 / top-5 accuracy of both on those rows (points)."""
+    import pyarrow.parquet as pq
+
+    def by_row(results: dict) -> dict:
+        table = pq.read_table(Path(results["out_dir"]) / "predictions.parquet",
+                              columns=["sample_index", "label", "topk_ids"]).to_pydict()
+        return {i: (label, ids) for i, label, ids in zip(table["sample_index"], table["label"], table["topk_ids"])}
+
+    low, high = by_row(reduced), by_row(full)
+    rows = sorted(set(low) & set(high))
+
+    def accuracy(predictions: dict, k: int) -> float:
+        return 100.0 * sum(predictions[r][0] in predictions[r][1][:k] for r in rows) / max(1, len(rows))
+
+    return {"rows": len(rows), "top1_agreement": sum(low[r][1][0] == high[r][1][0] for r in rows) / max(1, len(rows)),
+            "top1_points": [accuracy(low, 1), accuracy(high, 1)], "top5_points": [accuracy(low, 5), accuracy(high, 5)]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="192 images instead of 2,000")
@@ -98,6 +121,9 @@ def main() -> None:
     parser.add_argument("--compile", default="on", choices=["on", "off", "auto"], help="letitwag's --compile")
     parser.add_argument("--repeats", type=int, default=2, help="alternate timed image loops per tool (best kept)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 run")
+    parser.add_argument("--bf16-images", type=int, default=256,
+                        help="images for the bf16 run (a seeded --limit subset; default 256: without native bf16 "
+                        "instructions a CPU runs bf16 several times slower than fp32); 0 = all")
     parser.add_argument("--out", type=Path, default=Path("bench-out/evaluate"))
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
@@ -157,15 +183,18 @@ def main() -> None:
           f"= {100 * overhead:.1f}% of forward {seconds['forward']:.1f} s "
           f"({100 * report['overhead_fraction_vs_forward_without_first_batch']:.1f}% of forward without the first batch)")
     if not args.no_bf16:
-        bf16, _ = run_letitwag(checkpoint, data, out / "run-bf16", out / "cache-bf16", args, "bf16")
+        limit = args.bf16_images if 0 < args.bf16_images < images else None
+        bf16, _ = run_letitwag(checkpoint, data, out / "run-bf16", out / "cache-bf16", args, "bf16", limit)
         rate, steady = images_per_second(bf16, args.batch_size)
+        agreement = precision_agreement(bf16, ours)
         report.update({"letitwag_bf16_img_per_s": rate, "letitwag_bf16_img_per_s_without_first_batch_excess": steady,
-                       "ratio_bf16": rate / peer_rate, "bf16_vs_clip_benchmark_fp32": compare(bf16, peer)})
+                       "bf16_images": limit or images, "ratio_bf16": rate / peer_rate, "bf16_vs_letitwag_fp32": agreement})
         (out / "report.json").write_text(json.dumps(report, indent=2))
-        agreement = report["bf16_vs_clip_benchmark_fp32"]
-        print(f"letitwag bf16:       {report['letitwag_bf16_img_per_s']:.2f} img/s -> {report['ratio_bf16']:.2f}x "
-              f"({report['letitwag_bf16_img_per_s_without_first_batch_excess']:.2f} img/s without first-batch cost); "
-              f"top-1 agreement {100 * agreement['top1_agreement']:.2f}%, deltas {agreement['metric_delta_points']}")
+        print(f"letitwag bf16 ({limit or images} images{', a seeded subset' if limit else ''}): {rate:.2f} img/s -> "
+              f"{rate / peer_rate:.2f}x CLIP_benchmark fp32 ({steady:.2f} img/s without first-batch cost); top-1 "
+              f"identical to fp32 on {100 * agreement['top1_agreement']:.2f}% of {agreement['rows']} images; top-1 "
+              f"{agreement['top1_points'][0]:.2f} vs {agreement['top1_points'][1]:.2f}, top-5 "
+              f"{agreement['top5_points'][0]:.2f} vs {agreement['top5_points'][1]:.2f} (bf16 vs fp32, points)")
     print(f"report: {out / 'report.json'}")
 
 

@@ -92,7 +92,7 @@ def _register_count(subparsers) -> None:
                         help="join a running Ray cluster (e.g. auto, ray://head:10001); its nodes need letitwag "
                         "installed and must see the --captions paths; partials come back to this machine")
     parser.add_argument("--shard-rows", type=int, default=None,
-                        help="rows per shard (default 500,000; a parquet shard is whole row groups unless one group is "
+                        help="rows per shard (default 262,144; a parquet shard is whole row groups unless one group is "
                         "longer; a webdataset tar is always one shard); smaller shards resume finer")
     parser.add_argument("--corpus-name", default=None,
                         help="corpus name stored in the table; unset: the first input's name")

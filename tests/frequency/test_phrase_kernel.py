@@ -54,6 +54,10 @@ def _check_against_vectorised_and_reference(concepts: ConceptList, captions: lis
     array = pa.array(captions, type=pa.string())
     compiled = matcher.count(array)
     _equal(compiled, matcher._vectorised_window(array))
+    counts_only = matcher.count(array, with_hits=False)  # what counting without postings runs
+    np.testing.assert_array_equal(counts_only.documents, compiled.documents)
+    np.testing.assert_array_equal(counts_only.occurrences, compiled.occurrences)
+    assert len(counts_only.hit_rows) == len(counts_only.hit_concepts) == 0
     documents, occurrences = LemmatizeThenMatch(concepts, longest_match=longest_match).count_phrase(captions)
     np.testing.assert_array_equal(compiled.documents, documents)
     np.testing.assert_array_equal(compiled.occurrences, occurrences)

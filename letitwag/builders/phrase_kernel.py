@@ -7,7 +7,7 @@ buffer that tokenises, looks tokens up and walks the lemma trie while the captio
 is several times faster, and keeps the same semantics by construction:
 
 * a token is a maximal run of characters that ``normalize_text`` keeps, lower-cased: ASCII
-  through a 128-entry table (``[\\W_]+`` separates, ``str.lower`` maps A-Z), other code points
+  through a 256-entry byte table (``[\\W_]+`` separates, ``str.lower`` maps A-Z), other code points
   through the tables ``caption_tokens`` builds from Python's own ``str.lower``/``str.isalnum``;
 * a token is looked up exactly (FNV-1a hash of its normalised UTF-8, then byte comparison) in
   the matcher's vocabulary of surface forms; an unknown token breaks phrase adjacency, as in the
@@ -19,8 +19,9 @@ is several times faster, and keeps the same semantics by construction:
 A caption the tables cannot settle exactly (invalid UTF-8, a code point whose lower-casing is
 not one-to-one or depends on context, beyond the tables; or any non-ASCII byte when the caller
 passes empty tables) is not counted here: its row is returned in ``fallback``, and the caller
-passes it again as ``normalize_text`` output (``normalized=True``). The functions are compiled on first use and cached
-on disk (``cache=True``), so later processes load them instead of compiling.
+passes it again as ``normalize_text`` output (with ``NORMALIZED_CLASSES``). The functions are
+compiled on first use and cached on disk (``cache=True``), so later processes load them instead
+of compiling.
 """
 
 from __future__ import annotations
@@ -32,12 +33,20 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
-# ASCII byte -> its lower-case letter/digit, or 0 for a separator (bytes >= 0x80 are decoded).
-ASCII_CLASSES = np.zeros(128, dtype=np.uint8)
+# Byte tables of the scan: byte -> the normalised byte it adds to the token, 0 for a separator,
+# or DECODE: the byte starts a UTF-8 sequence to decode through the Unicode tables (0xFF never
+# occurs in valid UTF-8, so it cannot stand for a byte of normalised text).
+DECODE = 0xFF
+# raw captions: ASCII letters and digits lower-cased, other ASCII separates, the rest is decoded
+RAW_CLASSES = np.zeros(256, dtype=np.uint8)
 for _byte in b"abcdefghijklmnopqrstuvwxyz0123456789":
-    ASCII_CLASSES[_byte] = _byte
+    RAW_CLASSES[_byte] = _byte
 for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
-    ASCII_CLASSES[_byte] = _byte + 32
+    RAW_CLASSES[_byte] = _byte + 32
+RAW_CLASSES[0x80:] = DECODE
+# ``normalize_text`` output: every byte as it is, only the space separates
+NORMALIZED_CLASSES = np.arange(256, dtype=np.uint8)
+NORMALIZED_CLASSES[0x20] = 0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -53,6 +62,17 @@ def _token_key(text, start, length):
     for index in range(length):
         key = (key ^ np.uint64(text[start + index])) * _FNV_PRIME
     return key
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _append(byte, token, length, short_key, max_form):
+    """Adds normalised ``byte`` at ``length`` to the token being scanned (only the first
+    ``max_form`` bytes are kept); returns the token's new short key."""
+    if length < max_form:
+        token[length] = byte
+    if length < 8:
+        short_key |= np.uint64(byte) << np.uint64(8 * length)
+    return short_key
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -194,7 +214,7 @@ def _shift_of(table):
 
 
 @njit(cache=True, nogil=True)
-def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, unicode_special, table, form_offsets,
+def count_phrases(offsets, data, first_row, classes, unicode_map, unicode_special, table, form_offsets,
                   form_bytes, root, has_children, edges, n_lemmas, terminal_ptr, terminal_concepts, longest_match,
                   documents, occurrences, with_hits, hit_rows, hit_concepts, fallback):
     """Count rows ``offsets[i]:offsets[i+1]`` of ``data``, from ``first_row`` on, into
@@ -207,8 +227,8 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
     Every buffer is allocated once per call, never grown: growing arrays inside the loops
     costs numba reference-count traffic that doubled the run time.
 
-    ``normalized``: the rows are ``normalize_text`` output already (tokens are split on spaces
-    only, bytes taken as they are). ``unicode_map``/``unicode_special``: per code point, its
+    ``classes``: ``RAW_CLASSES`` for captions, ``NORMALIZED_CLASSES`` for rows that are
+    ``normalize_text`` output already. ``unicode_map``/``unicode_special``: per code point, its
     normalised code point (0x20 for a separator) and whether it needs ``normalize_text`` itself;
     empty arrays send every row with a non-ASCII byte to ``fallback``.
     """
@@ -246,24 +266,11 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
         index = begin
         while True:
             if index < stop:
-                byte = data[index]
-                if byte < 0x80 and not normalized:  # the hot path: one table read per byte
+                code = classes[data[index]]  # the hot path: one table read per byte
+                if code != DECODE:
                     index += 1
-                    code = classes[byte]
                     if code != 0:
-                        if length < 8:
-                            short_key |= np.uint64(code) << np.uint64(8 * length)
-                        if length < max_form:
-                            token[length] = code
-                        length += 1
-                        continue
-                elif normalized:  # normalize_text output: bytes as they are, spaces separate
-                    index += 1
-                    if byte != 0x20:
-                        if length < 8:
-                            short_key |= np.uint64(byte) << np.uint64(8 * length)
-                        if length < max_form:
-                            token[length] = byte
+                        short_key = _append(code, token, length, short_key, max_form)
                         length += 1
                         continue
                 else:
@@ -275,14 +282,10 @@ def count_phrases(offsets, data, first_row, normalized, classes, unicode_map, un
                         fall_back = True
                         break
                     index += size
-                    code = np.int64(unicode_map[point])
-                    if code != 0x20:
-                        n_bytes = _utf8(code, encoded)
-                        for offset in range(n_bytes):
-                            if length < 8:
-                                short_key |= np.uint64(encoded[offset]) << np.uint64(8 * length)
-                            if length < max_form:
-                                token[length] = encoded[offset]
+                    mapped = np.int64(unicode_map[point])
+                    if mapped != 0x20:
+                        for offset in range(_utf8(mapped, encoded)):
+                            short_key = _append(encoded[offset], token, length, short_key, max_form)
                             length += 1
                         continue
             # a separator, or the end of the row: the token ends

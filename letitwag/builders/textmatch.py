@@ -272,9 +272,9 @@ class TextMatcher:
         occurrences = np.zeros(self.n_concepts, dtype=np.int64)
         hits = _RowHits() if with_hits else _NoHits()
         row_base = 0
+        count = functools.partial(self._compiled.count, documents=documents, occurrences=occurrences,
+                                  with_hits=with_hits)
         for chunk in string_chunks(captions):
-            count = functools.partial(self._compiled.count, documents=documents, occurrences=occurrences,
-                                      with_hits=with_hits)
             rows, concepts, fallback = count(chunk, tier="ascii")
             hits.add(rows + row_base, concepts)
             if len(fallback):
@@ -406,6 +406,7 @@ class _CompiledPhraseTables:
 
         offsets, data = offsets_and_data(chunk)
         unicode_map, unicode_special = unicode_tables() if tier == "unicode" else _NO_UNICODE_TABLES
+        classes = phrase_kernel.NORMALIZED_CLASSES if tier == "normalized" else phrase_kernel.RAW_CLASSES
         n_rows = len(offsets) - 1
         fallback = np.empty(n_rows, dtype=np.int64)
         n_fallback = 0
@@ -417,7 +418,7 @@ class _CompiledPhraseTables:
             hit_rows = np.empty(capacity, dtype=np.int64)
             hit_concepts = np.empty(capacity, dtype=np.int32)
             n_hits, n_more, next_row = phrase_kernel.count_phrases(
-                offsets, data, next_row, tier == "normalized", phrase_kernel.ASCII_CLASSES, unicode_map,
+                offsets, data, next_row, classes, unicode_map,
                 unicode_special, self.table, self.form_offsets, self.form_bytes, self.root, self.has_children,
                 self.edges, self.n_lemmas, self.terminal_ptr, self.terminal_concepts, self.longest_match, documents,
                 occurrences, with_hits, hit_rows, hit_concepts, fallback[n_fallback:])

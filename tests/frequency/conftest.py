@@ -8,6 +8,7 @@ import json
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -117,3 +118,13 @@ def write_corrupt_parquet(path: Path, rows: int = 2000) -> Path:
     data[middle:middle + 64] = b"\x00garbage" * 8
     path.write_bytes(bytes(data))
     return path
+
+
+def invalid_utf8_array() -> pa.Array:
+    """Two string rows: ``"dog café"`` and ``b"hot \\xff\\xfe dog \\xc3"``, bytes that are not UTF-8
+    (Arrow does not validate buffers it is handed, so readers of odd files can produce this)."""
+    good = "dog café".encode()
+    bad = b"hot \xff\xfe dog \xc3"
+    data = pa.py_buffer(good + bad)
+    offsets = pa.py_buffer(np.array([0, len(good), len(good) + len(bad)], dtype=np.int32).tobytes())
+    return pa.Array.from_buffers(pa.string(), 2, [None, offsets, data])

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from letitwag.builders.caption_tokens import TokenVocabulary, tokenize
 from letitwag.concepts import normalize_text
 
+from .conftest import invalid_utf8_array
+
 # ASCII-heavy text with the Unicode that breaks naive re-implementations: final sigma, dotted
 # capital I, combining marks, ligatures, full-width letters, digits of other scripts, emoji.
 TRICKY = "ΣσςİıŉǅﬁＡａ٣²½é\u0301ß\u00adẞ🐶猫—’_\x00\t\n"
@@ -101,11 +103,7 @@ def test_every_unicode_path_in_one_batch():
 
 
 def test_invalid_utf8_bytes_are_replaced_not_fatal():
-    good = "dog café".encode()
-    bad = b"hot \xff\xfe dog \xc3"
-    data = pa.py_buffer(good + bad)
-    offsets = pa.py_buffer(np.array([0, len(good), len(good) + len(bad)], dtype=np.int32).tobytes())
-    array = pa.Array.from_buffers(pa.string(), 2, [None, offsets, data])
+    array = invalid_utf8_array()
     tokens = tokenize(array, TokenVocabulary({"dog": 0, "hot": 1, "café": 2}))
     order = np.lexsort((tokens.positions, tokens.rows))
     assert list(zip(tokens.rows[order].tolist(), tokens.word_ids[order].tolist())) == [(0, 0), (0, 2), (1, 1), (1, 0)]

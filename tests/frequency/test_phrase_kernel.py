@@ -21,6 +21,8 @@ from letitwag.builders.reference_counters import LemmatizeThenMatch
 from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import Concept, ConceptList, bundled_concepts
 
+from .conftest import invalid_utf8_array
+
 _GENERATOR = Path(__file__).resolve().parents[2] / "benchmarks" / "_synthetic_captions.py"
 
 CONCEPTS = ConceptList(
@@ -121,11 +123,7 @@ def test_rows_fall_back_tier_by_tier_and_still_count():
 
 
 def test_invalid_utf8_rows_are_counted_like_normalize_text_with_replacement():
-    good = "dog café".encode()
-    bad = b"hot \xff\xfe dog \xc3"
-    data = pa.py_buffer(good + bad)
-    offsets = pa.py_buffer(np.array([0, len(good), len(good) + len(bad)], dtype=np.int32).tobytes())
-    array = pa.Array.from_buffers(pa.string(), 2, [None, offsets, data])
+    array = invalid_utf8_array()
     matcher = TextMatcher(CONCEPTS)
     result = matcher.count(array)
     index = {concept.id: i for i, concept in enumerate(CONCEPTS)}

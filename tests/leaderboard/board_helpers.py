@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -102,3 +103,22 @@ def write_submission(folder: Path, *, seed: int = 1, metadata: dict | None = Non
     (folder / "results.json").write_text(json.dumps(results_document(metrics_for(LABELS, topk), **result_options)))
     (folder / "submission.json").write_text(json.dumps(metadata or metadata_document()))
     return folder
+
+
+def edit_results(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    """A submission tamperer: ``edit`` changes the parsed ``results.json`` in place."""
+    def apply(folder: Path) -> None:
+        data = json.loads((folder / "results.json").read_text())
+        edit(data)
+        (folder / "results.json").write_text(json.dumps(data))
+    return apply
+
+
+def set_field(path: str, value) -> Callable[[dict], None]:
+    """An ``edit_results`` edit that sets the dotted ``path`` (``"judge.spec"``) to ``value``."""
+    def edit(data: dict) -> None:
+        *parents, last = path.split(".")
+        for part in parents:
+            data = data[part]
+        data[last] = value
+    return edit

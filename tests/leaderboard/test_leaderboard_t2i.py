@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from board_helpers import edit_results, set_field
 from letitwag.cli import main
 from letitwag.leaderboard.board import Board, init_from_reference
 from letitwag.leaderboard.site import build_site
@@ -168,14 +169,6 @@ def test_pull_request_text_names_the_judge(t2i_submission: Path, board: Board) -
     assert "- judge top-1: 0.6667" in body and "- expected CLIPScore:" in body
 
 
-def edit_results(edit: Callable[[dict], None]) -> Callable[[Path], None]:
-    def apply(folder: Path) -> None:
-        data = json.loads((folder / "results.json").read_text())
-        edit(data)
-        (folder / "results.json").write_text(json.dumps(data))
-    return apply
-
-
 def edit_rows(edit: Callable[[list[dict]], list[dict]]) -> Callable[[Path], None]:
     """Rewrite predictions.parquet (same schema) from edited row dicts."""
     def apply(folder: Path) -> None:
@@ -183,15 +176,6 @@ def edit_rows(edit: Callable[[list[dict]], list[dict]]) -> Callable[[Path], None
         rows = edit(table.to_pylist())
         pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "predictions.parquet")
     return apply
-
-
-def _set(path: str, value) -> Callable[[dict], None]:
-    def edit(data: dict) -> None:
-        *parents, last = path.split(".")
-        for part in parents:
-            data = data[part]
-        data[last] = value
-    return edit
 
 
 def _row(index: int, **changes) -> Callable[[list[dict]], list[dict]]:
@@ -259,22 +243,22 @@ TAMPERED = {
     "retrieval ranks dropped": (edit_rows(lambda rows: [dict(r, retrieval_rank=None) for r in rows]),
                                 r"names a retrieval judge but retrieval_rank is empty"),
     "missing column": (_drop_column, r"not a readable predictions parquet with columns"),
-    "random-weight judge": (edit_results(_set("judge.random_weights", True)),
+    "random-weight judge": (edit_results(set_field("judge.random_weights", True)),
                             r"judge\.random_weights must be false"),
-    "random-weight generator": (edit_results(_set("model.random_weights", True)),
+    "random-weight generator": (edit_results(set_field("model.random_weights", True)),
                                 r"model\.random_weights must be false"),
-    "hostile judge spec": (edit_results(_set("judge.spec", "<script>alert(1)</script>")),
+    "hostile judge spec": (edit_results(set_field("judge.spec", "<script>alert(1)</script>")),
                            r"judge\.spec contains forbidden character"),
-    "limited run": (edit_results(_set("config.limit", 2)), r"the run used --limit 2"),
-    "other class list": (edit_results(_set("dataset.class_list_hash", "0" * 64)), r"dataset\.class_list_hash is"),
-    "subset of concepts": (edit_results(_set("dataset.num_concepts_selected", 2)),
+    "limited run": (edit_results(set_field("config.limit", 2)), r"the run used --limit 2"),
+    "other class list": (edit_results(set_field("dataset.class_list_hash", "0" * 64)), r"dataset\.class_list_hash is"),
+    "subset of concepts": (edit_results(set_field("dataset.num_concepts_selected", 2)),
                            r"dataset\.num_concepts_selected is 2; every one of the board's 3 concepts"),
-    "other retrieval gallery": (edit_results(_set("dataset.fingerprint", "f" * 64)),
+    "other retrieval gallery": (edit_results(set_field("dataset.fingerprint", "f" * 64)),
                                 r"dataset\.fingerprint \(the retrieval gallery\) is"),
-    "gallery fingerprint disagrees": (edit_results(_set("retrieval.gallery_fingerprint", "e" * 64)),
+    "gallery fingerprint disagrees": (edit_results(set_field("retrieval.gallery_fingerprint", "e" * 64)),
                                       r"retrieval\.gallery_fingerprint must equal dataset\.fingerprint"),
-    "unknown task": (edit_results(_set("task", "video")), r"task 'video' is not accepted by this board"),
-    "claimed images per prompt": (edit_results(_set("generation.images_per_prompt", 3)),
+    "unknown task": (edit_results(set_field("task", "video")), r"task 'video' is not accepted by this board"),
+    "claimed images per prompt": (edit_results(set_field("generation.images_per_prompt", 3)),
                                   r"has 2 images; generation\.images_per_prompt is 3"),
 }
 
@@ -348,7 +332,7 @@ def test_tiny_diffusers_run_goes_through_the_board(runs: Path, tmp_path: Path) -
     for flag in ("model", "judge", "retrieval.judge"):
         with pytest.raises(SubmissionRejected, match=rf"{re.escape(flag)}\.random_weights must be false"):
             validate_submission(submission, board)
-        _set(f"{flag}.random_weights", False)(results)
+        set_field(f"{flag}.random_weights", False)(results)
         (submission / "results.json").write_text(json.dumps(results))
     validated, stored = add_submission(submission, board)
     assert validated.results["metrics"]["judge_top1"] == results["metrics"]["judge_top1"]

@@ -13,19 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from board_helpers import LABELS, metadata_document, metrics_for, predict, results_document, write_predictions
+from board_helpers import (LABELS, edit_results, metadata_document, metrics_for, predict, results_document,
+                           set_field, write_predictions)
 from letitwag.cli import main
 from letitwag.leaderboard.board import Board
 from letitwag.leaderboard.submission import SubmissionRejected
 from letitwag.leaderboard.validate import validate_submission
-
-
-def edit_results(edit: Callable[[dict], None]) -> Callable[[Path], None]:
-    def apply(folder: Path) -> None:
-        data = json.loads((folder / "results.json").read_text())
-        edit(data)
-        (folder / "results.json").write_text(json.dumps(data))
-    return apply
 
 
 def edit_metadata(**changes) -> Callable[[Path], None]:
@@ -45,15 +38,6 @@ def edit_predictions(edit: Callable[[dict], dict]) -> Callable[[Path], None]:
         write_predictions(folder / "predictions.parquet", columns["labels"], columns["topk"], columns["scores"],
                           columns["index"])
     return apply
-
-
-def _set(path: str, value) -> Callable[[dict], None]:
-    def edit(data: dict) -> None:
-        *parents, last = path.split(".")
-        for part in parents:
-            data = data[part]
-        data[last] = value
-    return edit
 
 
 def _bump(path: str, delta: float) -> Callable[[dict], None]:
@@ -150,9 +134,9 @@ CASES = [
     ("dropped rows", edit_predictions(_drop_rows), "samples missing"),
     ("duplicated row", edit_predictions(_duplicate_row), "appears 2 times"),
     ("sample index out of range", edit_predictions(lambda c: {**c, "index": c["index"] + 1}), "outside the dataset"),
-    ("wrong dataset fingerprint", edit_results(_set("dataset.fingerprint", "f" * 64)), "dataset.fingerprint is"),
-    ("wrong dataset revision", edit_results(_set("dataset.revision", "main")), "dataset.revision is"),
-    ("wrong class count", edit_results(_set("dataset.num_classes", 11)), "dataset.num_classes is"),
+    ("wrong dataset fingerprint", edit_results(set_field("dataset.fingerprint", "f" * 64)), "dataset.fingerprint is"),
+    ("wrong dataset revision", edit_results(set_field("dataset.revision", "main")), "dataset.revision is"),
+    ("wrong class count", edit_results(set_field("dataset.num_classes", 11)), "dataset.num_classes is"),
     ("reordered classes", edit_results(_reorder_classes), "class_names differ"),
     ("label leak", _label_leak, "label of sample_index"),
     ("bad JSON in results", lambda f: (f / "results.json").write_text('{"format": "letitwag.results/1",'),
@@ -179,11 +163,11 @@ CASES = [
      "expected k = 5"),
     ("scores not best first", edit_predictions(lambda c: {**c, "scores": c["scores"][:, ::-1].copy()}),
      "not ordered best first"),
-    ("limited run", edit_results(_set("config.limit", 100)), "--limit"),
-    ("random weights", edit_results(_set("model.random_weights", True)), "random_weights must be false"),
-    ("unknown format version", edit_results(_set("format", "letitwag.results/2")), "is not supported"),
-    ("not a classification run", edit_results(_set("task", "segmentation")), "not accepted by this board"),
-    ("too many bootstrap samples", edit_results(_set("metrics.bootstrap", {"samples": 10**6, "seed": 0})),
+    ("limited run", edit_results(set_field("config.limit", 100)), "--limit"),
+    ("random weights", edit_results(set_field("model.random_weights", True)), "random_weights must be false"),
+    ("unknown format version", edit_results(set_field("format", "letitwag.results/2")), "is not supported"),
+    ("not a classification run", edit_results(set_field("task", "segmentation")), "not accepted by this board"),
+    ("too many bootstrap samples", edit_results(set_field("metrics.bootstrap", {"samples": 10**6, "seed": 0})),
      "over this board's limit"),
     ("missing predictions", lambda f: (f / "predictions.parquet").unlink(), "predictions.parquet: missing"),
     ("symlinked predictions", _symlinked_predictions, "must be a plain file"),
@@ -245,7 +229,7 @@ def test_random_results_fields_never_crash_validation(board_dir: Path, submissio
     if not original.exists():
         original.write_bytes((submission / "results.json").read_bytes())
     (submission / "results.json").write_bytes(original.read_bytes())
-    edit_results(_set(path, value))(submission)
+    edit_results(set_field(path, value))(submission)
     try:
         validate_submission(submission, Board.open(board_dir))
     except SubmissionRejected as error:

@@ -1,21 +1,11 @@
 // Drives a real Chromium (Debian's /usr/bin/chromium) through the built leaderboard site.
 // Usage: node check_site.mjs BASE_URL FILE_URL HOSTILE_NAME
 // Prints one JSON object with what it observed; the Python test (test_browser.py) asserts on it.
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
+import { withChromium } from "./chromium.mjs";
 
 const [baseUrl, fileUrl, hostileName] = process.argv.slice(2);
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "letitwag-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.LETITWAG_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
 const result = { dialogs: [], consoleErrors: [], requestsOutside: [] };
-try {
+await withChromium(async (context) => {
   const page = await context.newPage();
   page.on("dialog", async (dialog) => { result.dialogs.push(dialog.message()); await dialog.dismiss(); });
   page.on("console", (message) => { if (message.type() === "error") { result.consoleErrors.push(message.text()); } });
@@ -68,8 +58,5 @@ try {
   await filePage.waitForSelector("#shown");
   await filePage.waitForFunction(() => document.getElementById("shown").textContent.length > 0);
   result.fileShownText = await filePage.textContent("#shown");
-} finally {
-  await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
-}
+});
 process.stdout.write(JSON.stringify(result) + "\n");

@@ -1,21 +1,11 @@
 // Drives a real Chromium through the text-to-image tables of a built site (opened from file://).
 // Usage: node check_t2i.mjs FILE_URL
 // Prints one JSON object with what it observed; test_t2i.py asserts on it.
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
+import { withChromium } from "./chromium.mjs";
 
 const [fileUrl] = process.argv.slice(2);
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "letitwag-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.LETITWAG_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
 const result = { consoleErrors: [], tables: [] };
-try {
+await withChromium(async (context) => {
   const page = await context.newPage();
   page.on("console", (message) => { if (message.type() === "error") { result.consoleErrors.push(message.text()); } });
   await page.goto(fileUrl);
@@ -32,8 +22,5 @@ try {
     seen.namesAfterModelClick = await column(2);
     result.tables.push(seen);
   }
-} finally {
-  await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
-}
+});
 console.log(JSON.stringify(result));

@@ -121,7 +121,7 @@ def read_captions(files: list[Path], limit: int | None = None) -> list:
     return captions
 
 
-def run_end_to_end_child(files: list[Path], run_dir: Path, workers: int) -> dict:
+def run_end_to_end_child(files: list[Path], run_dir: Path, workers: int, shard_rows: int | None) -> dict:
     """One end-to-end run, in this (fresh) process: wall and CPU seconds of ``count_text`` and
     peak RSS of the process tree (this process, the fork server, the workers)."""
     from letitwag.builders.frequency import count_text
@@ -131,16 +131,18 @@ def run_end_to_end_child(files: list[Path], run_dir: Path, workers: int) -> dict
     shutil.rmtree(run_dir, ignore_errors=True)
     with ProcessTreeSampler() as tree:
         start = time.perf_counter()
-        count_text([str(path) for path in files], concepts, run_dir, executor="local", workers=workers)
+        count_text([str(path) for path in files], concepts, run_dir, executor="local", workers=workers,
+                   shard_rows=shard_rows)
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "cpu_seconds": tree.cpu_seconds, "peak_rss": tree.peak_rss}
 
 
-def run_end_to_end(files: list[Path], run_dir: Path, workers: int) -> dict:
+def run_end_to_end(files: list[Path], run_dir: Path, workers: int, shard_rows: int | None) -> dict:
     """``run_end_to_end_child`` in a fresh Python process, as a user's ``letitwag frequency
     count`` would run: nothing imported, loaded or started before (no warm fork server)."""
     command = [sys.executable, __file__, "--e2e-child", json.dumps({"files": [str(f) for f in files],
-                                                                    "run_dir": str(run_dir), "workers": workers})]
+                                                                    "run_dir": str(run_dir), "workers": workers,
+                                                                    "shard_rows": shard_rows})]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="captions given to the slow baselines and the agreement check (0 = all; default 100,000)")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/frequency"), help="cache and scratch folder")
+    parser.add_argument("--shard-rows", type=int, default=None,
+                        help="rows per shard of the end-to-end runs (default: letitwag's own default)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="end-to-end runs, each in a fresh process; the median is reported (default 3)")
     parser.add_argument("--json", type=Path, help="also write the measured numbers to this JSON file")
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.e2e_child:
         child = json.loads(args.e2e_child)
         print(json.dumps(run_end_to_end_child([Path(f) for f in child["files"]], Path(child["run_dir"]),
-                                              child["workers"])))
+                                              child["workers"], child["shard_rows"])))
         return 0
     if args.quick:
         args.captions = min(args.captions, 200_000)
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     runs = []
     for _ in range(args.repeat):
-        runs.append(run_end_to_end(files, args.out / "letitwag-run", args.workers))
+        runs.append(run_end_to_end(files, args.out / "letitwag-run", args.workers, args.shard_rows))
         print(f"  {runs[-1]['seconds']:.2f} s: {args.captions / runs[-1]['seconds']:,.0f} captions/s", flush=True)
     median = sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
     e2e_seconds, e2e_cpu = median["seconds"], median["cpu_seconds"]

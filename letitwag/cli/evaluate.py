@@ -15,6 +15,7 @@ EXAMPLES = """\
   letitwag evaluate --model transformers:openai/clip-vit-base-patch32 --prompts simple --out runs/hf-b32
   letitwag evaluate --model transformers:google/siglip-base-patch16-224 --precision bf16 --device cuda
   letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./my_dataset --split test --limit 500
+  letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --device cpu --cpu-streams 1 --workers 4
   letitwag evaluate --model open_clip:my-arch/ckpt/model.safetensors --dataset ./saved --classnames names.txt
   letitwag evaluate --model python:mypkg.models:build --prompts my_templates.txt --no-cache
   letitwag evaluate --list-models
@@ -49,6 +50,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="images (and prompts) per forward pass; halved on out-of-memory")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding images (0: in the main process)")
     parser.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu")
+    parser.add_argument("--cpu-streams", type=int, default=None,
+                        help="on a CPU device: image batches encoded at once, each on its share of the cores "
+                        "(1: one batch on all cores, as CLIP_benchmark does); default: one per CPU, at most 8; "
+                        "ignored on accelerators and with --compile")
     parser.add_argument("--compile", default="off", choices=["on", "off", "auto"],
                         help="classification: compile the image tower with torch.compile (inductor, frozen weights): faster forwards "
                         "after a one-off compile that takes minutes on a small CPU; auto compiles only for runs of "
@@ -132,6 +137,7 @@ def _options(args):
         model=args.model, task=args.task, dataset=args.dataset, split=args.split, dataset_revision=args.dataset_revision,
         out=args.out, image_column=args.image_column, label_column=args.label_column, classnames=args.classnames,
         prompts=prompts, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        cpu_streams=args.cpu_streams,
         precision=args.precision, seed=args.seed, limit=args.limit, cache_dir=args.cache_dir, no_cache=args.no_cache,
         chunk_size=args.chunk_size, bootstrap_samples=args.bootstrap_samples, trust_remote_code=args.trust_remote_code,
         extra=_t2i_extra(args) if t2i else {"compile": args.compile},

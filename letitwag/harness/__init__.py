@@ -25,6 +25,8 @@ Modules:
 * ``classification`` — zero-shot classifier (normalise-average-normalise), cached features, top-k.
 * ``cache`` — classifier cache and atomic feature chunks: reruns and killed runs resume.
 * ``batching`` — halves the batch size on out-of-memory.
+* ``streams`` — on a CPU, several image batches encoded at once, one per core (``--cpu-streams``).
+* ``allocator`` — on glibc, large activations reused from the heap during a CPU run.
 * ``metrics`` — ``classification_metrics(labels, topk_ids, class_names, ...)``: top-1/top-5, mean
   per-class recall, bootstrap CIs, per-class accuracy, accuracy by pretraining-frequency bin.
   It works from predictions alone, so the leaderboard recomputes every claimed number.

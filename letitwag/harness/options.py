@@ -23,6 +23,7 @@ class EvaluationOptions:
     batch_size: int = 64
     workers: int = 2
     device: str | None = None  # None: cuda if available, else cpu
+    cpu_streams: int | None = None  # None: one image batch per CPU at once (letitwag.harness.streams)
     precision: str = "fp32"
     seed: int = 0
     limit: int | None = None

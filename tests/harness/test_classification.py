@@ -223,3 +223,21 @@ def test_python_module_entry_point_help():
     assert result.returncode == 0
     for option in ("--model", "--prompts", "--limit", "--precision", "--trust-remote-code", "examples:"):
         assert option in result.stdout
+
+
+def test_cpu_streams_give_the_same_predictions_as_one_stream(tiny_open_clip, hub_dataset, tmp_path):
+    one = _run(tiny_open_clip, hub_dataset, tmp_path / "one", None, "--cpu-streams", "1", "--batch-size", "3")
+    three = _run(tiny_open_clip, hub_dataset, tmp_path / "three", None, "--cpu-streams", "3", "--batch-size", "3")
+    assert one["profile"]["image_streams"] == 1 and three["profile"]["image_streams"] == 3
+    assert three["config"]["cpu_streams"] == 3 and one["profile"]["images_encoded"] == 11
+    first, second = _predictions(tmp_path / "one"), _predictions(tmp_path / "three")
+    assert first["sample_index"] == second["sample_index"] and first["topk_ids"] == second["topk_ids"]
+    np.testing.assert_allclose(first["topk_scores"], second["topk_scores"], rtol=1e-5)
+    assert one["metrics"] == three["metrics"]
+
+
+def test_cpu_streams_must_be_positive(tiny_open_clip, hub_dataset, tmp_path, capsys):
+    argv = ["evaluate", "--model", tiny_open_clip, "--dataset", str(hub_dataset), "--out", str(tmp_path / "run"),
+            "--workers", "0", "--no-cache", "--prompts", "simple", "--cpu-streams", "0"]
+    assert main(argv) != 0
+    assert "--cpu-streams must be at least 1" in capsys.readouterr().err

@@ -83,10 +83,21 @@ class OpenClipEncoder(Encoder):
         except (FileNotFoundError, ValueError) as error:
             raise UserInputError(f"model spec {spec.raw!r}: {error}".splitlines()[0]) from None
         self.model = model.eval()
+        self._image_tower = self._eager_image_tower()
         self.preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(spec.name)
         self.logit_scale = float(model.logit_scale.exp().item())
         self._weights = _resolved_weights(spec)
+
+    def _eager_image_tower(self):
+        """The class-token shortcut (``open_clip_cls_tower``) for an fp32 CLIP ViT, else
+        ``encode_image`` itself. fp32 only: its check against the full forward needs
+        fp32's rounding to tell a real difference from reordered arithmetic."""
+        from letitwag.models.open_clip_cls_tower import ClassTokenTower, supports_class_token_tower
+
+        if self.precision == "fp32" and supports_class_token_tower(self.model):
+            return ClassTokenTower(self.model.visual)
+        return self.model.encode_image
 
     def compile_images(self) -> None:
         """Compile the image tower with inductor (weights frozen into the graph) for faster forwards.
@@ -105,7 +116,7 @@ class OpenClipEncoder(Encoder):
     def _encode_images(self, pixel_batch):
         compiled = getattr(self, "_compiled_visual", None)
         if compiled is None:
-            return self.model.encode_image(pixel_batch)
+            return self._image_tower(pixel_batch)
         rows = pixel_batch.shape[0]
         if self._compiled_batch is None or rows > self._compiled_batch:
             self._compiled_batch = rows

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from letitwag.errors import UserInputError
+from letitwag.harness.allocator import reuse_freed_memory
 from letitwag.harness.options import EvaluationOptions
 from letitwag.harness.results import RESULTS_FORMAT, environment, write_run
 from letitwag.harness.tasks import get_task
@@ -43,7 +45,9 @@ def evaluate(options: EvaluationOptions) -> dict:
     torch.manual_seed(options.seed)  # random-weight models are then reproducible from the seed
     loader = load_encoder if task.loads == "encoder" else load_generator
     model = loader(options.model, device=device, precision=options.precision, trust_remote_code=options.trust_remote_code)
-    fields, predictions = task.run(options, model)
+    # on a CPU, large activations are reused from the heap instead of mapped afresh per operation
+    with reuse_freed_memory() if device.startswith("cpu") else contextlib.nullcontext():
+        fields, predictions = task.run(options, model)
     out = Path(options.out) if options.out else default_out_dir(options)
     results = {
         "format": RESULTS_FORMAT,
@@ -52,7 +56,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         **fields,
         "config": {
             "seed": options.seed, "batch_size": options.batch_size, "precision": options.precision,
-            "device": device, "workers": options.workers, "limit": options.limit,
+            "device": device, "workers": options.workers, "cpu_streams": options.cpu_streams, "limit": options.limit,
             "prompts": options.prompts, "bootstrap_samples": options.bootstrap_samples,
             "cache": not options.no_cache, **options.extra,
         },

@@ -83,9 +83,14 @@ def run_letitwag(checkpoint: Path, data: dict, out: Path, cache: Path, args, pre
 
 
 def images_per_second(results: dict, batch_size: int) -> tuple[float, float]:
-    """(images / image-loop seconds, the same without the first batch's one-off excess)."""
+    """(images / image-loop seconds, the same without the first batch's one-off excess).
+
+    The excess is only estimated for a compiled tower (its first batch compiles); an eager run
+    has none to remove, and with several streams its first wait covers several batches."""
     seconds = results["profile"]["seconds"]
     n = results["profile"]["images_encoded"]
+    if not results["profile"]["image_tower_compiled"]:
+        return n / seconds["image_features"], n / seconds["image_features"]
     steady_batch = (seconds["forward"] - seconds["first_forward"]) / max(1.0, n / batch_size - 1)
     excess = max(0.0, seconds["first_forward"] - steady_batch)
     return n / seconds["image_features"], n / max(1e-9, seconds["image_features"] - excess)
@@ -118,7 +123,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=20, help="classes (x 80 templates to encode)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, the same for both tools")
-    parser.add_argument("--compile", default="on", choices=["on", "off", "auto"], help="letitwag's --compile")
+    parser.add_argument("--compile", default="off", choices=["on", "off", "auto"], help="letitwag's --compile (default off, as the CLI)")
     parser.add_argument("--repeats", type=int, default=2, help="alternate timed image loops per tool (best kept)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 run")
     parser.add_argument("--bf16-images", type=int, default=256,

@@ -8,6 +8,9 @@ measures, in one run, what bounds that on the machine at hand:
    at batch 64) on 1 and on all threads: the GEMM-only ceiling in images/s;
 3. the image tower's own rate at batch 64: eager on 1 and on all threads, eager in one
    one-thread process per core running at the same time (data parallelism across processes),
+   letitwag's ``--cpu-streams`` layout (one batch per core on one-thread threads of one
+   process, ``letitwag.harness.streams``) with the full tower and with its class-token
+   shortcut (``letitwag.models.open_clip_cls_tower``, what the harness runs for fp32 ViTs),
    and ``torch.compile`` with frozen weights (what ``--compile on`` uses);
 4. the target, from CLIP_benchmark's rate in ``bench-out/evaluate/report.json`` (written by
    ``bench_evaluate.py``) or ``--clip-benchmark-img-per-s``.
@@ -66,6 +69,25 @@ def vit_b_32_tower():
     return open_clip.create_model("ViT-B-32", pretrained=None).eval().visual
 
 
+def streams_rate(tower, pixels: torch.Tensor, streams: int, repeats: int) -> float:
+    """Images/s of ``streams`` batches encoded at once on one-thread threads, as the harness does."""
+    from letitwag.harness.streams import OrderedStreams, intra_op_threads
+
+    def encode_all():
+        with torch.inference_mode(), OrderedStreams(lambda batch: _inference(tower, batch), streams) as running:
+            for index in range(streams):
+                running.submit(index, pixels)
+            running.drain()
+
+    with intra_op_threads(1):
+        return streams * len(pixels) / best_seconds(encode_all, repeats)
+
+
+def _inference(tower, batch):
+    with torch.inference_mode():  # thread-local: entered in the stream's own thread
+        return tower(batch)
+
+
 def concurrent_one_thread_rates(processes: int, repeats: int) -> list[float]:
     """Eager images/s of ``processes`` one-thread processes running at the same time."""
     command = [sys.executable, __file__, "--one-thread-child", "--repeats", str(repeats)]
@@ -99,6 +121,11 @@ def main() -> None:
     gemm = {threads: gemm_rate(threads, args.repeats) for threads in sorted({1, cores})}
     eager = {threads: tower_rate(tower, pixels, threads, args.repeats) for threads in sorted({1, cores})}
     together = concurrent_one_thread_rates(cores, args.repeats) if cores > 1 else []
+    from letitwag.models.open_clip_cls_tower import class_token_features
+
+    shortcut = lambda batch: class_token_features(tower, batch)  # noqa: E731
+    streams = {"full tower": streams_rate(tower, pixels, cores, args.repeats),
+               "class-token shortcut": streams_rate(shortcut, pixels, cores, args.repeats)} if cores > 1 else {}
     compiled = None
     if not args.no_compile:
         torch.set_num_threads(cores)
@@ -121,11 +148,13 @@ def main() -> None:
     if together:
         print(f"eager tower in {cores} one-thread processes at once: {sum(together):5.2f} images/s in all "
               f"({', '.join(f'{rate:.2f}' for rate in together)})")
+    for name, rate in streams.items():
+        print(f"letitwag --cpu-streams {cores} ({cores} one-thread batches in one process), {name}: {rate:5.2f} images/s")
     if compiled is not None:
         print(f"torch.compile (frozen weights) on {cores} threads: {compiled:5.2f} images/s")
     if peer:
         best_ceiling = max(max(gemm.values()), cores * gemm[1]) / gflop
-        best_tower = max([*eager.values(), sum(together), compiled or 0.0])
+        best_tower = max([*eager.values(), sum(together), *streams.values(), compiled or 0.0])
         target = TARGET_RATIO * peer
         print(f"target: {TARGET_RATIO} x CLIP_benchmark's {peer:.2f} = {target:.2f} images/s; best GEMM-only ceiling "
               f"{best_ceiling:.2f} ({best_ceiling / target:.2f}x the target); best tower rate {best_tower:.2f} "

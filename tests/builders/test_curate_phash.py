@@ -59,9 +59,8 @@ def test_pairs_within_equals_brute_force():
     assert from_hex(["ffffffffffffffff"])[0] == np.uint64(2**64 - 1)
 
 
-def test_near_duplicate_files_fast_mode_rechecks_to_the_exact_pairs(tmp_path, image_tools):
-    from letitwag.builders.curate.phash import near_duplicate_files
-
+def _variant_files(tmp_path, image_tools):
+    """12 images, each as a JPEG and a smaller, harder-compressed copy; and a broken file."""
     paths = []
     for seed in range(12):
         image = image_tools.smooth_image(seed, (320, 240))
@@ -71,8 +70,34 @@ def test_near_duplicate_files_fast_mode_rechecks_to_the_exact_pairs(tmp_path, im
             paths[-1].write_bytes(data)
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     paths.append(tmp_path / "broken.jpg")
+    return paths
+
+
+def test_near_duplicate_files_fast_mode_rechecks_to_the_exact_pairs(tmp_path, image_tools):
+    from letitwag.builders.curate.phash import near_duplicate_files
+
+    paths = _variant_files(tmp_path, image_tools)
     exact = near_duplicate_files(paths, 10, workers=1)
     fast = near_duplicate_files(paths, 10, workers=1, draft_size=32)
     pairs = set(zip(exact[0].tolist(), exact[1].tolist()))
     assert {(2 * s, 2 * s + 1) for s in range(12)} <= pairs
     assert pairs == set(zip(fast[0].tolist(), fast[1].tolist()))
+
+
+@pytest.mark.parametrize("margin", [0, 64])
+def test_fast_mode_rehashes_only_the_pairs_near_the_threshold(tmp_path, image_tools, monkeypatch, margin):
+    from letitwag.builders.curate import phash
+
+    paths = _variant_files(tmp_path, image_tools)
+    exact = phash.near_duplicate_files(paths, 10, workers=1)
+    calls = []
+    real_hash_files = phash.hash_files
+    monkeypatch.setattr(phash, "hash_files", lambda names, **kw: calls.append((len(names), kw)) or real_hash_files(names, **kw))
+    fast = phash.near_duplicate_files(paths, 10, workers=1, draft_size=32, margin=margin)
+    first_pass, *rechecks = calls
+    assert first_pass == (len(paths), {"workers": 1, "draft_size": 32})
+    if margin == 0:  # nothing is near enough to the threshold to re-check: decided on fast hashes alone
+        assert rechecks == [(0, {"workers": 1})]
+    else:  # every pair of readable images is in the band: decided on exact hashes, as the exact search
+        assert rechecks == [(len(paths) - 1, {"workers": 1})]
+        assert [a.tolist() for a in fast] == [a.tolist() for a in exact]

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 
-from letitwag.engine.executors import default_workers
 from letitwag.errors import UserInputError
 from letitwag.harness.batching import AdaptiveBatcher
 from letitwag.harness.cache import ClassifierCache, FeatureChunkStore, model_identity
@@ -23,7 +22,7 @@ from letitwag.harness.images import ImageRows, collate_rows, decode_worker_init
 from letitwag.harness.metrics import TOP_K, classification_metrics
 from letitwag.harness.options import EvaluationOptions
 from letitwag.harness.prompts import PromptSet, load_prompts
-from letitwag.harness.streams import OrderedStreams, intra_op_threads, resolve_streams
+from letitwag.harness.streams import OrderedStreams, intra_op_threads, resolve_streams, threads_per_stream
 from letitwag.io import text_sha256
 from letitwag.models.base import ModelOutputError
 
@@ -107,8 +106,9 @@ def _encode_chunks(encoder, data: EvalDataset, store: FeatureChunkStore, missing
             arrays = [np.concatenate([p[i] for p in parts]) for i in range(6)]
             order = np.argsort(arrays[0], kind="stable")
             names = ("positions", "indices", "labels", "hashes", "ok", "features")
-            store.save(chunk, {name: array[order] for name, array in zip(names, arrays)})
-            yield chunk, {name: array[order] for name, array in zip(names, arrays)}
+            complete = {name: array[order] for name, array in zip(names, arrays)}
+            store.save(chunk, complete)
+            yield chunk, complete
             del pending[chunk]
 
     def timed(step):
@@ -119,9 +119,8 @@ def _encode_chunks(encoder, data: EvalDataset, store: FeatureChunkStore, missing
             profile["first_forward"] = profile["forward"]
         return done
 
-    threads = max(1, default_workers() // streams) if streams > 1 else torch.get_num_threads()
     total = sum(len(store.positions(c)) for c in missing)
-    with tqdm(total=total, desc="image features", unit="img") as progress, intra_op_threads(threads), \
+    with tqdm(total=total, desc="image features", unit="img") as progress, intra_op_threads(threads_per_stream(streams)), \
             OrderedStreams(encode, streams) as running:
         waited = time.perf_counter()
         for batch in loader:

@@ -4,8 +4,9 @@ Why: one batch split across all cores by PyTorch's intra-op threads leaves cores
 synchronisation point between operations (LayerNorm, softmax, GELU and the small attention
 matmuls of a ViT are too short to split well). Whole batches run side by side, each with one
 intra-op thread, keep every core busy inside its own large matrix products: on the 2-core
-development machine, two one-thread batches encode ViT-B-32 1.07-1.2x faster than one
-two-thread batch (``benchmarks/bench_image_tower.py``). Each batch keeps the user's batch size,
+development machine, two one-thread batches encoded ViT-B-32 at 15.06 and 13.44 images/s in
+two runs of ``benchmarks/bench_image_tower.py --no-compile``, against 13.83 and 13.34 for one
+two-thread batch (1.09x and 1.01x: the gain is small and moves with the machine's load). Each batch keeps the user's batch size,
 so the per-image arithmetic is the same as a one-stream run; PyTorch releases the GIL inside
 its operators, so threads (sharing one copy of the weights) are enough.
 """
@@ -18,6 +19,9 @@ import contextlib
 import logging
 from typing import Any, Callable, Iterator
 
+from letitwag.engine.executors import default_workers
+from letitwag.errors import UserInputError
+
 logger = logging.getLogger(__name__)
 
 # Above this many streams, the activations of the batches in flight grow while the gain of
@@ -29,9 +33,6 @@ def resolve_streams(requested: int | None, device: str, compiled: bool) -> int:
     """How many batches to encode at once: ``requested``, or (``None``) one per CPU up to
     ``MAX_AUTO_STREAMS`` on a CPU device; always 1 on an accelerator (its own queue overlaps
     work) and for a compiled tower (its graph is compiled for one caller at a time)."""
-    from letitwag.engine.executors import default_workers
-    from letitwag.errors import UserInputError
-
     if requested is not None and requested < 1:
         raise UserInputError(f"--cpu-streams must be at least 1 (got {requested})")
     if not str(device).startswith("cpu") or compiled:
@@ -42,11 +43,20 @@ def resolve_streams(requested: int | None, device: str, compiled: bool) -> int:
     return requested if requested is not None else min(default_workers(), MAX_AUTO_STREAMS)
 
 
+def threads_per_stream(streams: int) -> int | None:
+    """Intra-op threads each of ``streams`` streams gets (its share of the CPUs); ``None`` for a
+    single stream, which keeps torch's own setting."""
+    return max(1, default_workers() // streams) if streams > 1 else None
+
+
 @contextlib.contextmanager
-def intra_op_threads(count: int) -> Iterator[None]:
-    """Set torch's intra-op thread count for the block, then restore it."""
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count for the block, then restore it (``None``: leave it)."""
     import torch
 
+    if count is None:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, count))
     try:

@@ -17,6 +17,7 @@ different features.
 from __future__ import annotations
 
 import logging
+import threading
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +72,13 @@ class ClassTokenTower:
     def __init__(self, visual) -> None:
         self.visual = visual
         self.verified: bool | None = None  # None: not checked yet
+        self._checking = threading.Lock()  # streams call the tower from several threads: check once
 
     def __call__(self, pixels):
         if self.verified is None:
-            self.verified = self._matches_full_forward(pixels[:CHECK_IMAGES])
+            with self._checking:
+                if self.verified is None:
+                    self.verified = self._matches_full_forward(pixels[:CHECK_IMAGES])
         return class_token_features(self.visual, pixels) if self.verified else self.visual(pixels)
 
     def _matches_full_forward(self, pixels) -> bool:

@@ -61,3 +61,23 @@ def test_intra_op_threads_are_restored():
     with intra_op_threads(before + 1):
         assert torch.get_num_threads() == before + 1
     assert torch.get_num_threads() == before
+
+
+def test_a_batcher_shared_by_streams_halves_each_size_once():
+    from letitwag.harness.batching import AdaptiveBatcher
+
+    batcher = AdaptiveBatcher(64, "images")
+
+    def encode(items):
+        if len(items) > 16:
+            raise RuntimeError("CPU: out of memory")
+        time.sleep(0.01)
+        return sum(items)
+
+    with OrderedStreams(lambda items: batcher.run(encode, items), 4) as running:
+        results = []
+        for start in range(0, 512, 64):
+            results += running.submit(start, list(range(start, start + 64)))
+        results += running.drain()
+    assert [sum(parts) for _, parts in results] == [sum(range(s, s + 64)) for s in range(0, 512, 64)]
+    assert batcher.reductions == [32, 16] and batcher.batch_size == 16

@@ -13,14 +13,14 @@ Images/s on both sides = images / seconds of the image loop (decode + preprocess
 logits/top-k): CLIP_benchmark's ``run_classification``; letitwag's ``profile.image_features``
 (which also writes the feature cache), timed alternately ``--repeats`` times each, best kept,
 letitwag with its classifier already cached (CLIP_benchmark's loop excludes its classifier too).
-letitwag's figure includes compilation (``--compile on``) and is also given without its one-off
-first-batch cost. bf16 runs on a seeded ``--bf16-images`` subset and is compared with letitwag's
+letitwag runs with its CLI defaults (eager, ``--cpu-streams`` one per CPU); with ``--compile on``
+its figure includes compilation and is also given without that one-off first-batch cost. bf16 runs on a seeded ``--bf16-images`` subset and is compared with letitwag's
 fp32 predictions on the same images. CLIP_benchmark runs in its own venv
 (``clip_benchmark_env.py``; created here when missing).
 
     python benchmarks/bench_evaluate.py            # 2,000 images, 20 classes, batch 64
     python benchmarks/bench_evaluate.py --quick    # 192 images
-    python benchmarks/bench_evaluate.py --compile off   # eager letitwag (no compilation)
+    python benchmarks/bench_evaluate.py --compile on    # letitwag with a compiled image tower
 """
 
 from __future__ import annotations

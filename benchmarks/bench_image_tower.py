@@ -9,8 +9,10 @@ measures, in one run, what bounds that on the machine at hand:
 3. the image tower's own rate at batch 64: eager on 1 and on all threads, eager in one
    one-thread process per core running at the same time (data parallelism across processes),
    letitwag's ``--cpu-streams`` layout (one batch per core on one-thread threads of one
-   process, ``letitwag.harness.streams``) with the full tower and with its class-token
+   process, ``letitwag.harness.streams``) with the full tower, with its class-token
    shortcut (``letitwag.models.open_clip_cls_tower``, what the harness runs for fp32 ViTs),
+   and with the shortcut and the heap reuse of ``letitwag.harness.allocator`` (all the
+   harness's CPU defaults together),
    and ``torch.compile`` with frozen weights (what ``--compile on`` uses);
 4. the target, from CLIP_benchmark's rate in ``bench-out/evaluate/report.json`` (written by
    ``bench_evaluate.py``) or ``--clip-benchmark-img-per-s``.
@@ -124,8 +126,14 @@ def main() -> None:
     from letitwag.models.open_clip_cls_tower import class_token_features
 
     shortcut = lambda batch: class_token_features(tower, batch)  # noqa: E731
-    streams = {"full tower": streams_rate(tower, pixels, cores, args.repeats),
-               "class-token shortcut": streams_rate(shortcut, pixels, cores, args.repeats)} if cores > 1 else {}
+    streams = {}
+    if cores > 1:
+        from letitwag.harness.allocator import reuse_freed_memory
+
+        streams["full tower"] = streams_rate(tower, pixels, cores, args.repeats)
+        streams["class-token shortcut"] = streams_rate(shortcut, pixels, cores, args.repeats)
+        with reuse_freed_memory():
+            streams["class-token shortcut + heap reuse"] = streams_rate(shortcut, pixels, cores, args.repeats)
     compiled = None
     if not args.no_compile:
         torch.set_num_threads(cores)

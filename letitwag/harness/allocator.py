@@ -3,9 +3,10 @@
 Why: glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh
 ``mmap`` and returns it with ``munmap`` on free. A ViT's activations at batch 64 are ~39 MiB
 each (3,200 tokens x 3,072 floats), so every elementwise operation of every block faults in
-and zeroes new pages: on the 2-core development machine an ``add`` on such a tensor took
-48 ms instead of 14 ms (timed ad hoc), and ``benchmarks/bench_evaluate.py`` went from 1.22x
-to 1.28x CLIP_benchmark with this setting. With mmap off for the run, freed blocks
+and zeroes new pages. On the 2-core development machine
+``benchmarks/bench_image_tower.py --no-compile`` measured the harness's tower layout at 14.60
+images/s without this setting and 17.15 with it (same run), and ``bench_evaluate.py`` gave
+1.22x CLIP_benchmark before it and 1.28x after (two runs). With mmap off for the run, freed blocks
 stay in the heap and the next batch reuses them; the settings are put back afterwards and the
 heap is trimmed, so the memory is returned when the run is over. Other C libraries
 (musl, macOS) are left alone.

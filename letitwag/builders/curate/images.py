@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from letitwag.builders.curate.phash import hash_inputs_to_phashes, hash_input, to_hex
+from letitwag.builders.curate.pixels import packed_rgb, rgb_view
 
 # Pillow's own bomb guard is a warning below 2x its limit; we check the header ourselves.
 Image.MAX_IMAGE_PIXELS = None
@@ -107,9 +108,10 @@ def check_image(data: bytes, limits: ImageLimits) -> CheckedImage:
         return CheckedImage(reason=f"cannot convert {oriented.mode} to RGB: {str(error)[:120]}",
                             width=oriented.width, height=oriented.height, format=fmt)
     changes.extend(conversions)
+    pixels = rgb_view(rgb)  # zero-copy where Pillow allows; hashed and resized in place
     pixel_hash = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
-    pixel_hash.update(rgb.tobytes())  # no concatenated copy of the pixels
-    phash = to_hex(int(hash_inputs_to_phashes(hash_input(rgb)[None])[0]))
+    pixel_hash.update(packed_rgb(pixels))  # the bytes of rgb.tobytes(), without its copies
+    phash = to_hex(int(hash_inputs_to_phashes(hash_input(rgb, pixels)[None])[0]))
     converted_png = None
     if changes:
         buffer = io.BytesIO()

@@ -9,7 +9,8 @@ columns, unnormalised); the top-left 8x8 coefficients; a bit is 1 where the coef
 ``>=`` the median of those 64 minus the DC term; bits packed row-major, most significant
 first, written as 16 hex digits.
 
-Why it is faster than imagededup here: the DCT and median run batched in numpy, a JPEG can be
+Why it is faster than imagededup here: the 32x32 resize is compiled (``phash_resize``, same
+bytes as Pillow), the DCT and median run batched in numpy, a JPEG can be
 hashed from a reduced-size decode (``Image.draft``, opt-in: it approximates the exact hash,
 the benchmark reports its bit agreement), and the pair search is a blocked XOR + popcount over
 all pairs (``numpy.bitwise_count``), never a Python loop over pairs.
@@ -23,16 +24,17 @@ import numpy as np
 from PIL import Image
 from scipy.fftpack import dct
 
-HASH_SIZE = 32  # imagededup's PHash target_size
+from letitwag.builders.curate.phash_resize import HASH_SIZE, greyscale_hash_input
+
 COEFFICIENTS = 8
 
 
-def hash_input(image: Image.Image) -> np.ndarray:
-    """The 32x32 ``uint8`` greyscale array imagededup hashes for ``image``."""
+def hash_input(image: Image.Image, pixels: np.ndarray | None = None) -> np.ndarray:
+    """The 32x32 ``uint8`` greyscale array imagededup hashes for ``image`` (an RGB image's
+    ``pixels.rgb_view`` may come along in ``pixels`` when the caller has it)."""
     if image.mode != "RGB":
-        image = image.convert("RGBA").convert("RGB")
-    small = image.resize((HASH_SIZE, HASH_SIZE), Image.LANCZOS).convert("L")
-    return np.asarray(small, dtype=np.uint8)
+        image, pixels = image.convert("RGBA").convert("RGB"), None
+    return greyscale_hash_input(image, pixels)
 
 
 def hash_inputs_to_phashes(arrays: np.ndarray) -> np.ndarray:

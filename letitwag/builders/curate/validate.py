@@ -79,6 +79,7 @@ def _chunks(candidates_file: Path, candidates_dir: Path, out_dir: Path, ids: lis
             chunk_size: int) -> Iterator[tuple[int, list[tuple]]]:
     """Chunks of (row, candidate_id, inline bytes, absolute path, path relative to out_dir)."""
     parquet = pq.ParquetFile(candidates_file)
+    relative_folders: dict[str, str] = {}  # os.path.relpath costs ~40 us: once per folder, not per file
     row = 0
     for index, batch in enumerate(parquet.iter_batches(batch_size=chunk_size, columns=["image"])):
         items = []
@@ -88,8 +89,12 @@ def _chunks(candidates_file: Path, candidates_dir: Path, out_dir: Path, ids: lis
             if data is not None or path is None:
                 items.append((row, ids[row], data or b"", None, None))
             else:
-                absolute = Path(path) if os.path.isabs(path) else candidates_dir / path
-                items.append((row, ids[row], None, str(absolute), os.path.relpath(absolute, out_dir)))
+                absolute = path if os.path.isabs(path) else os.path.join(candidates_dir, path)
+                folder, name = os.path.split(absolute)
+                if folder not in relative_folders:
+                    relative_folders[folder] = os.path.relpath(folder or ".", out_dir)
+                relative = relative_folders[folder]
+                items.append((row, ids[row], None, absolute, name if relative == "." else os.path.join(relative, name)))
             row += 1
         yield index, items
 
@@ -107,8 +112,8 @@ def run_validation(candidates_file: Path, candidates_dir: Path, out_dir: Path, w
 
     executor = None
     if workers > 1:
-        # forked from the fork server, which has this module (Pillow, numpy, scipy, pyarrow) imported
-        executor = ProcessPoolExecutor(workers, mp_context=worker_context(("letitwag.builders.curate.validate",)))
+        # forked from the fork server, which has this module and the compiled pHash resize loaded
+        executor = ProcessPoolExecutor(workers, mp_context=worker_context(("letitwag.builders.curate.worker_preload",)))
     try:
         for index, items in _chunks(candidates_file, candidates_dir, out_dir, ids, chunk_size):
             if chunk_path(index).exists():

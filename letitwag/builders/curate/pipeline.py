@@ -103,11 +103,15 @@ class Curation:
         return self.frame[self.frame["rejected_by"].isna()]
 
     def _apply(self, step: str, outcome: StepOutcome) -> None:
-        for row, reason in outcome.rejected.items():
-            self.frame.at[row, "rejected_by"] = step
-            self.frame.at[row, "reason"] = reason
-            if row in outcome.duplicate_of:
-                self.frame.at[row, "duplicate_of"] = outcome.duplicate_of[row]
+        """Mark the outcome's rejections in the frame, in one assignment per column (a per-row
+        ``.at`` costs ~50 us in pandas: a second per 20,000 rejections)."""
+        if outcome.rejected:
+            rows = list(outcome.rejected)
+            self.frame.loc[rows, "rejected_by"] = step
+            self.frame.loc[rows, "reason"] = list(outcome.rejected.values())
+        twins = {row: twin for row, twin in outcome.duplicate_of.items() if row in outcome.rejected}
+        if twins:
+            self.frame.loc[list(twins), "duplicate_of"] = list(twins.values())
         for name, values in outcome.scores.items():
             if name not in self.frame:
                 self.frame[name] = np.nan

@@ -59,15 +59,18 @@ def build_report(out_dir: Path, frame: pd.DataFrame, concepts: ConceptList, step
         record["reasons"] = dict(Counter(
             str(r).split(" of ")[0].split(":")[0] for r in frame.loc[frame["rejected_by"] == record["step"], "reason"]
         ).most_common(10))
-    per_concept = {}
-    for concept in concepts.ids:
-        rows = frame[frame["concept_id"] == concept]
-        per_concept[concept] = {
-            "candidates": int(len(rows)),
-            "rejected_by": {step: int((rows["rejected_by"] == step).sum()) for step in STEP_ORDER
-                            if (rows["rejected_by"] == step).any()},
-            "kept": int(rows["rejected_by"].isna().sum()),
+    candidates = frame.groupby("concept_id").size().to_dict()
+    kept = frame[frame["rejected_by"].isna()].groupby("concept_id").size().to_dict()
+    rejections = frame.groupby(["concept_id", "rejected_by"]).size().to_dict()  # rows kept: no key
+    per_concept = {
+        concept: {
+            "candidates": int(candidates.get(concept, 0)),
+            "rejected_by": {step: int(rejections[concept, step]) for step in STEP_ORDER
+                            if (concept, step) in rejections},
+            "kept": int(kept.get(concept, 0)),
         }
+        for concept in concepts.ids
+    }
     return {
         "format": "letitwag.curation-report/1",
         "config": config.to_json(),

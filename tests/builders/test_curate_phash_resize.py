@@ -106,3 +106,15 @@ def test_rgb_view_falls_back_to_a_copy_when_pillow_cannot_export(monkeypatch):
     assert view.shape == (30, 40, 3)
     assert bytes(packed_rgb(view)) == image.tobytes()
     assert np.array_equal(greyscale_hash_input(image, view), _pillow(image))
+
+
+def test_the_worker_preload_leaves_every_kernel_loaded_and_checked():
+    import subprocess
+    import sys
+
+    code = ("import letitwag.builders.curate.worker_preload\n"
+            "from letitwag.builders.curate import phash_resize, pixels\n"
+            "print(phash_resize.kernel_matches_pillow(), phash_resize.kernel_matches_pillow.cache_info().hits,"
+            " len(phash_resize._greyscale_resize.signatures) > 0, len(pixels._pack.signatures) > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "1", "True", "True"]  # the check ran once, during the preload

@@ -188,8 +188,3 @@ def greyscale_hash_input(image: Image.Image, pixels: np.ndarray | None = None) -
         return _kernel(image, pixels)
     return _pillow(image)
 
-
-def warm_up() -> None:
-    """Load the compiled resize and run its check in this process, so that curation workers
-    forked from it start warm instead of each paying numba's start-up."""
-    kernel_matches_pillow()

@@ -48,8 +48,8 @@ def exact_duplicates(frame: pd.DataFrame) -> StepOutcome:
 def near_duplicates(frame: pd.DataFrame, max_distance: int) -> StepOutcome:
     """Within each concept, greedily keep images in priority order and reject their pHash neighbours."""
     outcome = StepOutcome()
-    for _, group in frame.groupby("concept_id", sort=True):
-        ordered = priority_order(group)
+    # one stable sort of all rows: grouping keeps that order, which is each group's priority order
+    for _, ordered in priority_order(frame).groupby("concept_id", sort=True):
         hashes = from_hex(ordered["phash"])
         first, second, distance = pairs_within(hashes, max_distance)
         n = len(ordered)

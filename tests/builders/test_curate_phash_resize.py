@@ -4,6 +4,7 @@
 import logging
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -93,15 +94,24 @@ def test_rgb_view_refuses_other_modes():
         rgb_view(Image.new("L", (4, 4)))
 
 
-def test_rgb_view_falls_back_to_a_copy_when_pillow_cannot_export(monkeypatch):
-    from letitwag.builders.curate import pixels
+def _refuse(image):
+    raise ValueError("Image rows are not contiguous in memory.")
 
-    def refuse(image):
-        raise ValueError("Image rows are not contiguous in memory.")
+
+_ARROW_ARRAY = pa.array  # the test patches pa.array itself
+
+
+def _three_byte_layout(image):
+    return _ARROW_ARRAY([[1, 2, 3]] * (image.width * image.height), type=pa.list_(pa.uint8(), 3))
+
+
+@pytest.mark.parametrize("export", [_refuse, _three_byte_layout], ids=["no export", "another layout"])
+def test_rgb_view_falls_back_to_a_copy_when_pillow_cannot_export(monkeypatch, export):
+    from letitwag.builders.curate import pixels
 
     image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (30, 40, 3), dtype=np.uint8), "RGB")
     assert rgb_view(image).shape == (30, 40, 4)  # Pillow's zero-copy view here
-    monkeypatch.setattr(pixels.pa, "array", refuse)
+    monkeypatch.setattr(pixels.pa, "array", export)
     view = rgb_view(image)
     assert view.shape == (30, 40, 3)
     assert bytes(packed_rgb(view)) == image.tobytes()

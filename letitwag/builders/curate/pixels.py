@@ -28,11 +28,15 @@ def rgb_view(image: Image.Image) -> np.ndarray:
         raise ValueError(f"rgb_view needs an RGB image, not {image.mode}")
     width, height = image.size
     try:
-        words = pa.array(image).buffers()[-1]
+        exported = pa.array(image)
+        words = exported.buffers()[-1]
+        complete = getattr(exported.type, "list_size", None) == 4 and words is not None \
+            and words.size >= height * width * 4
     except (AttributeError, TypeError, ValueError, pa.ArrowException):  # no export, or rows not one block
+        complete = False
+    if not complete:  # also any layout other than the 4-byte words this reads
         return np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(height, width, 3)
-    view = np.frombuffer(words, dtype=np.uint8)
-    return view[: height * width * 4].reshape(height, width, 4)
+    return np.frombuffer(words, dtype=np.uint8)[: height * width * 4].reshape(height, width, 4)
 
 
 @njit(cache=True, nogil=True)

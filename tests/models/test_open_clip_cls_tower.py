@@ -1,4 +1,4 @@
-"""The class-token shortcut of open_clip ViT towers: same features, used only where it applies."""
+"""The fused, class-token-shortcut forward of open_clip ViT towers: same features, used only where it applies."""
 
 import logging
 
@@ -42,7 +42,17 @@ def test_a_shortcut_that_disagrees_falls_back_to_the_full_tower(tiny_open_clip, 
     torch.testing.assert_close(features, full)
 
 
-@pytest.mark.parametrize("change", ["avg_pool", "tokens", "reduced_precision"])
+def test_fused_attention_matches_multihead_attention(tiny_open_clip):
+    block = load_encoder(tiny_open_clip).model.visual.transformer.resblocks[0]
+    normed = torch.randn(3, 10, block.attn.embed_dim, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        expected = block.attn(normed, normed, normed, need_weights=False)[0]
+        torch.testing.assert_close(open_clip_cls_tower._attention(block.attn, normed), expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(open_clip_cls_tower._attention(block.attn, normed, class_token_only=True),
+                                   expected[:, :1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("change", ["avg_pool", "tokens", "reduced_precision", "zero_attention"])
 def test_towers_it_does_not_apply_to(tiny_open_clip, change):
     if change == "reduced_precision":
         encoder = load_encoder(tiny_open_clip, precision="bf16")
@@ -51,6 +61,8 @@ def test_towers_it_does_not_apply_to(tiny_open_clip, change):
     model = load_encoder(tiny_open_clip).model
     if change == "avg_pool":
         model.visual.pool_type = "avg"
+    elif change == "zero_attention":  # an attention variant the fused path does not reproduce
+        model.visual.transformer.resblocks[-1].attn.add_zero_attn = True
     else:
         model.visual.output_tokens = True
     assert supports_class_token_tower(model) is False

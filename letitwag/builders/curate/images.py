@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from letitwag.builders.curate.phash import hash_inputs_to_phashes, hash_input, to_hex
+from letitwag.builders.curate.phash import phash_image, to_hex
 from letitwag.builders.curate.pixels import packed_rgb, rgb_view
 
 # Pillow's own bomb guard is a warning below 2x its limit; we check the header ourselves.
@@ -111,7 +111,7 @@ def check_image(data: bytes, limits: ImageLimits) -> CheckedImage:
     pixels = rgb_view(rgb)  # zero-copy where Pillow allows; hashed and resized in place
     pixel_hash = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
     pixel_hash.update(packed_rgb(pixels))  # the bytes of rgb.tobytes(), without its copies
-    phash = to_hex(int(hash_inputs_to_phashes(hash_input(rgb, pixels)[None])[0]))
+    phash = to_hex(phash_image(rgb, pixels))
     converted_png = None
     if changes:
         buffer = io.BytesIO()

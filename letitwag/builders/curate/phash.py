@@ -46,9 +46,9 @@ def hash_inputs_to_phashes(arrays: np.ndarray) -> np.ndarray:
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
-def phash_image(image: Image.Image) -> int:
-    """The pHash of one PIL image, as an int."""
-    return int(hash_inputs_to_phashes(hash_input(image)[None])[0])
+def phash_image(image: Image.Image, pixels: np.ndarray | None = None) -> int:
+    """The pHash of one PIL image, as an int (``pixels`` as for ``hash_input``)."""
+    return int(hash_inputs_to_phashes(hash_input(image, pixels)[None])[0])
 
 
 def open_for_hash(path_or_file, draft_size: int | None = None) -> Image.Image:

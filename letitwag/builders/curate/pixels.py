@@ -2,7 +2,8 @@
 
 Why: validation hashes every image's pixels (sha256 of the packed ``R G B`` bytes) and resizes
 them for the pHash. ``Image.tobytes()`` encodes the image in ~64 KiB pieces and joins them: two
-copies and a fresh ~1 MB allocation per photo, about 1 ms, a fifth of validating it. Pillow
+copies and a fresh ~1 MB allocation per photo (part of the 207 -> 320-331 images/s of
+``benchmarks/bench_curate.py``, together with ``phash_resize``). Pillow
 (11.2+) exports an image through the Arrow C data interface without copying; its RGB rows
 are stored as ``R G B X`` words, so one compiled pass packs them into a buffer this thread
 reuses. Images Pillow cannot export in one piece (very large ones, older Pillow) take

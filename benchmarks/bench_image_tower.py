@@ -9,10 +9,11 @@ measures, in one run, what bounds that on the machine at hand:
 3. the image tower's own rate at batch 64: eager on 1 and on all threads, eager in one
    one-thread process per core running at the same time (data parallelism across processes),
    letitwag's ``--cpu-streams`` layout (one batch per core on one-thread threads of one
-   process, ``letitwag.harness.streams``) with the full tower, with its class-token
-   shortcut (``letitwag.models.open_clip_cls_tower``, what the harness runs for fp32 ViTs),
-   and with the shortcut and the heap reuse of ``letitwag.harness.allocator`` (all the
-   harness's CPU defaults together),
+   process, ``letitwag.harness.streams``) with the full tower, with letitwag's tower (fused
+   attention and a class-token-only last block, ``letitwag.models.open_clip_cls_tower``, what
+   the harness runs for fp32 ViTs; also alone on one thread, against the eager tower), and
+   with that tower and the heap reuse of ``letitwag.harness.allocator`` (all the harness's
+   CPU defaults together),
    and ``torch.compile`` with frozen weights (what ``--compile on`` uses);
 4. the target, from CLIP_benchmark's rate in ``bench-out/evaluate/report.json`` (written by
    ``bench_evaluate.py``) or ``--clip-benchmark-img-per-s``.
@@ -125,15 +126,16 @@ def main() -> None:
     together = concurrent_one_thread_rates(cores, args.repeats) if cores > 1 else []
     from letitwag.models.open_clip_cls_tower import class_token_features
 
-    shortcut = lambda batch: class_token_features(tower, batch)  # noqa: E731
+    fused = lambda batch: class_token_features(tower, batch)  # noqa: E731
+    fused_one_thread = tower_rate(fused, pixels, 1, args.repeats)
     streams = {}
     if cores > 1:
         from letitwag.harness.allocator import reuse_freed_memory
 
         streams["full tower"] = streams_rate(tower, pixels, cores, args.repeats)
-        streams["class-token shortcut"] = streams_rate(shortcut, pixels, cores, args.repeats)
+        streams["letitwag's tower"] = streams_rate(fused, pixels, cores, args.repeats)
         with reuse_freed_memory():
-            streams["class-token shortcut + heap reuse"] = streams_rate(shortcut, pixels, cores, args.repeats)
+            streams["letitwag's tower + heap reuse"] = streams_rate(fused, pixels, cores, args.repeats)
     compiled = None
     if not args.no_compile:
         torch.set_num_threads(cores)
@@ -153,6 +155,8 @@ def main() -> None:
         print(f"  {cores} one-thread processes: ceiling {cores * gemm[1] / gflop:5.2f} images/s")
     for threads, rate in eager.items():
         print(f"eager tower on {threads} thread(s): {rate:5.2f} images/s")
+    print(f"letitwag's tower (fused attention, class-token last block) on 1 thread: {fused_one_thread:5.2f} images/s "
+          f"= {fused_one_thread / eager[1]:.2f}x the eager tower")
     if together:
         print(f"eager tower in {cores} one-thread processes at once: {sum(together):5.2f} images/s in all "
               f"({', '.join(f'{rate:.2f}' for rate in together)})")

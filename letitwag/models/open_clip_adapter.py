@@ -90,7 +90,7 @@ class OpenClipEncoder(Encoder):
         self._weights = _resolved_weights(spec)
 
     def _eager_image_tower(self):
-        """The class-token shortcut (``open_clip_cls_tower``) for an fp32 CLIP ViT, else
+        """The fused, class-token-last-block tower (``open_clip_cls_tower``) for an fp32 CLIP ViT, else
         ``encode_image`` itself. fp32 only: its check against the full forward needs
         fp32's rounding to tell a real difference from reordered arithmetic."""
         from letitwag.models.open_clip_cls_tower import ClassTokenTower, supports_class_token_tower

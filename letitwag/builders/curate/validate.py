@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from letitwag.builders.curate.images import CheckedImage, ImageLimits, check_image
+from letitwag.builders.curate.phash import WORKER_PRELOAD
 from letitwag.engine.executors import worker_context
 from letitwag.io import atomic_write_bytes, atomic_write_with
 
@@ -113,7 +114,7 @@ def run_validation(candidates_file: Path, candidates_dir: Path, out_dir: Path, w
     executor = None
     if workers > 1:
         # forked from the fork server, which has this module and the compiled pHash resize loaded
-        executor = ProcessPoolExecutor(workers, mp_context=worker_context(("letitwag.builders.curate.worker_preload",)))
+        executor = ProcessPoolExecutor(workers, mp_context=worker_context(WORKER_PRELOAD))
     try:
         for index, items in _chunks(candidates_file, candidates_dir, out_dir, ids, chunk_size):
             if chunk_path(index).exists():

@@ -65,14 +65,36 @@ def _token_key(text, start, length):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _append(byte, token, length, short_key, max_form):
-    """Adds normalised ``byte`` at ``length`` to the token being scanned (only the first
-    ``max_form`` bytes are kept); returns the token's new short key."""
-    if length < max_form:
-        token[length] = byte
+def _add_to_key(byte, length, short_key):
+    """The token's short key after normalised ``byte`` is added at ``length``.
+
+    Why only the key: the scan keeps no copy of the token's bytes (storing every byte cost a
+    third of the kernel's time); a token too long for its key to hold it is rebuilt from the
+    row by ``_normalised_token`` when it ends."""
     if length < 8:
         short_key |= np.uint64(byte) << np.uint64(8 * length)
     return short_key
+
+
+@njit(cache=True, nogil=True)
+def _normalised_token(data, start, length, classes, unicode_map, token, encoded):
+    """Writes the first ``length`` normalised bytes of the token starting at byte ``start`` of
+    ``data`` to ``token``: the scan's mapping again (``classes``, then ``unicode_map`` for a
+    decoded code point), for the rare token longer than its 8-byte key."""
+    written = 0
+    index = start
+    while written < length:
+        code = classes[data[index]]
+        if code != DECODE:
+            token[written] = code
+            written += 1
+            index += 1
+            continue
+        point, size = _decode(data, index, len(data))
+        index += size
+        for offset in range(_utf8(np.int64(unicode_map[point]), encoded)):
+            token[written] = encoded[offset]
+            written += 1
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -260,17 +282,18 @@ def count_phrases(offsets, data, first_row, classes, unicode_map, unicode_specia
         stop = offsets[row + 1]
         # 1. tokenise and look up: lemma id per token, -1 for tokens outside the vocabulary
         n_tokens = 0
-        length = 0  # bytes of the current token (only the first max_form are kept)
+        length = 0  # normalised bytes of the current token
         short_key = np.uint64(0)
         fall_back = False
         index = begin
+        token_start = begin  # where the current token starts (the byte after the last separator)
         while True:
             if index < stop:
                 code = classes[data[index]]  # the hot path: one table read per byte
                 if code != DECODE:
                     index += 1
                     if code != 0:
-                        short_key = _append(code, token, length, short_key, max_form)
+                        short_key = _add_to_key(code, length, short_key)
                         length += 1
                         continue
                 else:
@@ -285,13 +308,15 @@ def count_phrases(offsets, data, first_row, classes, unicode_map, unicode_specia
                     mapped = np.int64(unicode_map[point])
                     if mapped != 0x20:
                         for offset in range(_utf8(mapped, encoded)):
-                            short_key = _append(encoded[offset], token, length, short_key, max_form)
+                            short_key = _add_to_key(encoded[offset], length, short_key)
                             length += 1
                         continue
             # a separator, or the end of the row: the token ends
             if length > 0:
                 lemma = -1
                 if length <= max_form:
+                    if length > 8:
+                        _normalised_token(data, token_start, length, classes, unicode_map, token, encoded)
                     lemma = _lookup(token, length, short_key, table, shift, form_offsets, form_bytes)
                 tokens[n_tokens] = lemma
                 n_tokens += 1
@@ -299,6 +324,7 @@ def count_phrases(offsets, data, first_row, classes, unicode_map, unicode_specia
                 short_key = np.uint64(0)
             if index >= stop:
                 break
+            token_start = index
         if fall_back:
             fallback[n_fallback] = row
             n_fallback += 1

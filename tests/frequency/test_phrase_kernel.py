@@ -37,12 +37,13 @@ CONCEPTS = ConceptList(
         Concept("σοφια"),
         Concept("Allens_Hummingbird", aliases=("Allen's Hummingbird",)),
         Concept("eastern_hog-nosed_snake"),
+        Concept("éléphant_rose"),  # a word longer than 8 bytes whose bytes need decoding
     ]
 )
 # words of the concepts (as they appear in captions) and the characters that take other tiers
 WORDS = ["dog", "Dogs", "dog's", "hot", "HOT", "bora", "Bora", "glasses", "café", "CAFÉ", "Straße", "STRASSE",
          "İstanbul", "Istanbul", "ΣΟΦΙΑ", "σοφια", "Allen's", "allens", "Hummingbird", "eastern", "hog-nosed",
-         "snake", "a", "the", "x" * 40, "🐶", "猫", "ǅ", "ﬁ", "\U00030001dog", "½"]
+         "snake", "Éléphant", "ÉLÉPHANTS", "éléphant", "rose", "a", "the", "x" * 40, "🐶", "猫", "ǅ", "ﬁ", "\U00030001dog", "½"]
 SEPARATORS = [" ", "  ", "-", ", ", "’", "_", "\t", "—"]
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from letitwag.arrow_buffers import nulls_as_empty, primitive_array, string_array
 from letitwag.concepts import normalize_text
 
 _WORD_BYTES = 8
@@ -128,9 +129,7 @@ def string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -
             chunk = chunk.cast(pa.string())
         elif not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             raise TypeError(f"captions must be strings, got an Arrow column of type {chunk.type}")
-        if chunk.null_count:
-            chunk = pc.fill_null(chunk, "")
-        converted.append(chunk)
+        converted.append(nulls_as_empty(chunk))
     return converted
 
 
@@ -265,8 +264,8 @@ def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
 
 def normalized_rows(chunk: pa.Array, rows: np.ndarray) -> pa.Array:
     """``normalize_text`` of the given rows (invalid UTF-8 is replaced, U+FFFD separates)."""
-    raw = chunk.take(pa.array(rows)).cast(pa.large_binary()).to_pylist()
-    return pa.array([normalize_text(payload.decode("utf-8", errors="replace")) for payload in raw], type=pa.string())
+    raw = chunk.take(primitive_array(rows)).cast(pa.large_binary()).to_pylist()
+    return string_array([normalize_text(payload.decode("utf-8", errors="replace")) for payload in raw])
 
 
 def _row_ranges(offsets: np.ndarray) -> list[tuple[int, int]]:

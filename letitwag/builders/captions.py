@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from letitwag.arrow_buffers import primitive_array
 from letitwag.engine.shards import file_identity
 from letitwag.errors import UserInputError
 
@@ -452,13 +453,15 @@ def _batch(piece: CaptionSlice, stats: ReadStats, first_row: int, captions: pa.A
     if captions.null_count > stats.nulls_counted:
         stats.skipped["null"] += captions.null_count - stats.nulls_counted
     stats.nulls_counted = 0
-    blank = pc.sum(pc.or_(pc.equal(pc.utf8_length(captions), 0), pc.utf8_is_space(captions))).as_py() or 0
+    # empty (length cast to false) or whitespace only; no Python scalar, see letitwag.arrow_buffers
+    is_empty = pc.invert(pc.cast(pc.binary_length(captions), pa.bool_()))
+    blank = pc.sum(pc.or_(is_empty, pc.utf8_is_space(captions))).as_py() or 0
     if blank:
         stats.skipped["empty"] += blank
     stats.rows += len(captions)
     if not with_ids:
         return pa.RecordBatch.from_arrays([pa.nulls(len(captions), pa.string()), captions], schema=CAPTION_SCHEMA)
-    rows = pa.array(np.arange(first_row, first_row + len(captions), dtype=np.int64))
+    rows = primitive_array(np.arange(first_row, first_row + len(captions), dtype=np.int64))
     default_ids = pc.binary_join_element_wise(piece.id_prefix, pc.cast(rows, pa.string()), ":")
     if ids is None:
         sample_ids = default_ids

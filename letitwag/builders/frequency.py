@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from letitwag import __version__
+from letitwag.arrow_buffers import primitive_array
 from letitwag.builders.captions import (
     DEFAULT_SHARD_ROWS,
     CaptionSlice,
@@ -52,8 +53,9 @@ TABLE_NAME = "text.parquet"
 POSTINGS_NAME = "text_postings.parquet"
 SHARDS_DIR = "shards"
 _METADATA_KEY = b"letitwag"
-# what local counting workers start with: the compiled kernel counts ``phrase`` mode
-_WORKER_PRELOAD = {"phrase": ("letitwag.builders.phrase_kernel_preload",), "bag": ()}
+# what local counting workers start with: this module (what they unpickle the task from) and,
+# for ``phrase`` mode, the compiled kernel
+_WORKER_PRELOAD = {"phrase": (__name__, "letitwag.builders.phrase_kernel_preload"), "bag": (__name__,)}
 
 @dataclass
 class TextPartial:
@@ -101,7 +103,7 @@ class TextCountTask:
             documents += counts.documents
             occurrences += counts.occurrences
             if self.postings and len(counts.hit_rows):
-                hit_ids.append(batch.column("sample_id").take(pa.array(counts.hit_rows)))
+                hit_ids.append(batch.column("sample_id").take(primitive_array(counts.hit_rows)))
                 hit_concepts.append(np.asarray(counts.hit_concepts, dtype=np.int32))
         return _encode_partial(documents, occurrences, stats, hit_ids, hit_concepts if self.postings else None)
 
@@ -109,9 +111,9 @@ class TextCountTask:
 def _encode_partial(documents, occurrences, stats: ReadStats, hit_ids, hit_concepts) -> bytes:
     present = np.flatnonzero(documents).astype(np.int32)
     columns = {
-        "concept_index": pa.array(present, pa.int32()),
-        "documents": pa.array(documents[present], pa.int64()),
-        "occurrences": pa.array(occurrences[present], pa.int64()),
+        "concept_index": primitive_array(present.astype(np.int32)),
+        "documents": primitive_array(documents[present].astype(np.int64)),
+        "occurrences": primitive_array(occurrences[present].astype(np.int64)),
     }
     if hit_concepts is not None:
         columns["sample_ids"] = _group_postings(present, hit_ids, hit_concepts)

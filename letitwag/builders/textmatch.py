@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from letitwag.arrow_buffers import primitive_array, string_array
 from letitwag.builders.lemmas import LemmaTable, english_lemmas
 from letitwag.builders.caption_tokens import (
     Tokens,
@@ -89,8 +90,9 @@ class _LemmaTrie:
     """A trie over lemma-id sequences with vectorised transitions.
 
     The root's edges are a dense array indexed by lemma; deeper edges are 64-bit keys
-    ``state * n_lemmas + lemma`` in an Arrow hash set, so a whole array of (state, lemma) pairs
-    steps with one ``index_in``. Terminal states list their concepts in CSR form (several
+    ``state * n_lemmas + lemma`` (a numpy array: building the trie must not wake pyarrow's pandas
+    probe, see ``letitwag.arrow_buffers``), so a whole array of (state, lemma) pairs steps with
+    one Arrow ``index_in``. Terminal states list their concepts in CSR form (several
     concepts may share one lemma sequence, e.g. ``glass`` and ``glasses``).
     """
 
@@ -114,7 +116,7 @@ class _LemmaTrie:
         for (state, lemma), target in children.items():
             if state == 0:
                 self.root[lemma] = target
-        self.keys = pa.array([s * self.n_lemmas + l for (s, l) in deeper], type=pa.int64())
+        self.keys = np.array([s * self.n_lemmas + l for (s, l) in deeper], dtype=np.int64)
         self.targets = np.array(list(deeper.values()) + [-1], dtype=np.int64)  # last: not found
         self.has_children = np.zeros(len(depth), dtype=bool)
         self.has_children[[state for state, _ in deeper] + [state for state, _ in children]] = True
@@ -126,7 +128,7 @@ class _LemmaTrie:
 
     def step(self, states: np.ndarray, lemmas: np.ndarray) -> np.ndarray:
         """Next state for each (state > 0, lemma) pair; -1 where the trie has no such edge."""
-        found = pc.index_in(pa.array(states * self.n_lemmas + lemmas), value_set=self.keys)
+        found = pc.index_in(pa.array(states * self.n_lemmas + lemmas), value_set=pa.array(self.keys))
         found = pc.fill_null(found, -1).to_numpy()
         return np.where(lemmas >= 0, self.targets[found], -1)
 
@@ -278,7 +280,7 @@ class TextMatcher:
             rows, concepts, fallback = count(chunk, tier="ascii")
             hits.add(rows + row_base, concepts)
             if len(fallback):
-                non_ascii = chunk.take(pa.array(fallback))
+                non_ascii = chunk.take(primitive_array(fallback))
                 rows, concepts, still = count(non_ascii, tier="unicode")
                 hits.add(fallback[rows] + row_base, concepts)
                 if len(still):
@@ -389,7 +391,7 @@ class _CompiledPhraseTables:
         self.root = trie.root[:-1].astype(np.int32)
         self.has_children = trie.has_children.copy()
         self.n_lemmas = trie.n_lemmas
-        keys = np.asarray(trie.keys.to_numpy(zero_copy_only=False), dtype=np.int64)
+        keys = trie.keys
         self.edges = phrase_kernel.build_edge_table(keys // trie.n_lemmas, keys % trie.n_lemmas,
                                                     trie.targets[:-1].astype(np.int64), trie.n_lemmas,
                                                     max(4, (2 * len(keys)).bit_length()))
@@ -442,7 +444,7 @@ def warm_up_phrase_kernel() -> None:
     """
     lemmas = LemmaTable({"dogs": "dog"}, name="warm-up")  # not the English table: its load costs ~0.5 s
     matcher = TextMatcher(ConceptList([Concept("dog")], name="warm-up"), lemmas=lemmas)
-    matcher.count(["a dog", "café dogs", "İstanbul dog"])
+    matcher.count(string_array(["a dog", "café dogs", "İstanbul dog"]))
 
 
 # Hit buffer per row for one kernel call (a call stops early and is resumed if rows have more)

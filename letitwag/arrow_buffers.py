@@ -1,0 +1,42 @@
+"""Arrow arrays built from, and read as, numpy buffers, without pyarrow's pandas probe.
+
+Why: pyarrow imports pandas (~0.3 s) the first time a process calls ``pa.array``, ``pa.scalar``
+(also implicitly, for a Python scalar given to a compute function) or ``Array.to_numpy``, to
+check whether the value is a pandas object. Counting workers need nothing of pandas, yet their
+fork server would have to import it before the first shard could start: ~0.3 s of every run's
+start-up. These helpers make the arrays the counting path needs straight from their buffers,
+so that path never triggers the probe (``tests/frequency/test_pandas_free.py`` keeps it so).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+
+def primitive_array(values: np.ndarray) -> pa.Array:
+    """A null-free Arrow array over a 1-D numpy array of a fixed-width type (zero-copy when the
+    array is contiguous)."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def string_array(texts: Sequence[str]) -> pa.StringArray:
+    """A null-free Arrow string array of ``texts``."""
+    encoded = [text.encode("utf-8") for text in texts]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(item) for item in encoded], out=offsets[1:])
+    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+
+
+def nulls_as_empty(strings: pa.Array) -> pa.Array:
+    """``strings`` with every null replaced by the empty string (``fill_null(strings, "")``
+    without the scalar)."""
+    if strings.null_count == 0:
+        return strings
+    offset_type = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = pa.py_buffer(np.zeros(len(strings) + 1, dtype=offset_type))
+    empty = pa.Array.from_buffers(strings.type, len(strings), [None, offsets, pa.py_buffer(b"")])
+    return pa.compute.coalesce(strings, empty)

@@ -112,7 +112,8 @@ class Tokens:
     word_ids: np.ndarray  # int64: vocabulary id
 
 
-def string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> list[pa.Array]:
+def typed_string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> list[pa.Array]:
+    """The captions as Arrow ``string``/``large_string`` arrays, nulls kept."""
     if isinstance(captions, pa.ChunkedArray):
         chunks = captions.chunks
     elif isinstance(captions, pa.Array):
@@ -129,8 +130,13 @@ def string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -
             chunk = chunk.cast(pa.string())
         elif not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             raise TypeError(f"captions must be strings, got an Arrow column of type {chunk.type}")
-        converted.append(nulls_as_empty(chunk))
+        converted.append(chunk)
     return converted
+
+
+def string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> list[pa.Array]:
+    """The captions as Arrow ``string``/``large_string`` arrays, nulls as empty strings."""
+    return [nulls_as_empty(chunk) for chunk in typed_string_chunks(captions)]
 
 
 def offsets_and_data(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +148,22 @@ def offsets_and_data(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
     data = data[offsets[0] : offsets[-1]]
     return offsets - offsets[0], data
+
+
+def row_bounds(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and stop (int64, relative to the returned data) of every row's bytes, and the data
+    bytes of a string array, zero-copy; a null row is empty (its stop is its start).
+
+    Why bounds and not offsets: a null slot may hold bytes in Arrow, and blanking nulls in the
+    array itself copies all the text (~2 ms per 65,536 captions)."""
+    offsets, data = offsets_and_data(chunk)
+    starts, stops = offsets[:-1], offsets[1:].copy()
+    if chunk.null_count:
+        validity = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
+        valid = np.unpackbits(validity, bitorder="little")[chunk.offset : chunk.offset + len(chunk)]
+        null = valid == 0
+        stops[null] = starts[null]
+    return starts, stops, data
 
 
 def _token_bounds(offsets: np.ndarray, text: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

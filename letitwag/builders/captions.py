@@ -39,7 +39,9 @@ from letitwag.engine.shards import file_identity
 from letitwag.errors import UserInputError
 
 CAPTION_SCHEMA = pa.schema([("sample_id", pa.string()), ("caption", pa.string())])
-BATCH_ROWS = 65_536
+# Rows per batch: one 131,072-row group of many writers, ~8 MB of LAION-like text, and the text
+# matcher's window (fewer, larger batches: less per-batch overhead than 65,536)
+BATCH_ROWS = 131_072
 # Rows per counting shard: ~0.3 s of one worker's time, so a pool's last shards finish close
 # together and a resumed run redoes little; LAION-400M makes ~1,500 shards. 2**18: two of the
 # 131,072-row groups many writers use. (bench_frequency.py --shard-rows compares sizes: on 5M

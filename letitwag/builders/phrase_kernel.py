@@ -236,13 +236,15 @@ def _shift_of(table):
 
 
 @njit(cache=True, nogil=True)
-def count_phrases(offsets, data, first_row, classes, unicode_map, unicode_special, table, form_offsets,
+def count_phrases(starts, stops, data, first_row, classes, unicode_map, unicode_special, table, form_offsets,
                   form_bytes, root, has_children, edges, n_lemmas, terminal_ptr, terminal_concepts, longest_match,
                   documents, occurrences, with_hits, hit_rows, hit_concepts, fallback):
-    """Count rows ``offsets[i]:offsets[i+1]`` of ``data``, from ``first_row`` on, into
+    """Count rows ``data[starts[i]:stops[i]]``, from ``first_row`` on, into
     ``documents``/``occurrences``; write document hits, sorted by (row, concept), into
     ``hit_rows``/``hit_concepts`` (only ``with_hits``: without, they are not touched and may be
-    empty) and the rows not counted here into ``fallback`` (as long as ``len(offsets) - 1``).
+    empty) and the rows not counted here into ``fallback`` (as long as ``starts``). Rows are
+    given by bounds rather than offsets so that a null row is simply empty and a subset of rows
+    (the second tier's) is counted in place, without copying the text.
     Returns ``(n_hits, n_fallback, next_row)``: it stops before a row whose hits might not fit
     (``next_row`` < rows: call again with fresh hit buffers).
 
@@ -254,11 +256,11 @@ def count_phrases(offsets, data, first_row, classes, unicode_map, unicode_specia
     normalised code point (0x20 for a separator) and whether it needs ``normalize_text`` itself;
     empty arrays send every row with a non-ASCII byte to ``fallback``.
     """
-    n_rows = len(offsets) - 1
+    n_rows = len(starts)
     n_concepts = len(documents)
     longest_row = 0
     for row in range(first_row, n_rows):
-        longest_row = max(longest_row, offsets[row + 1] - offsets[row])
+        longest_row = max(longest_row, stops[row] - starts[row])
     seen_row = np.full(n_concepts, -1, dtype=np.int64)
     last_end = np.zeros(n_concepts, dtype=np.int64)
     tokens = np.empty(longest_row // 2 + 2, dtype=np.int32)  # tokens are separated by >= 1 byte
@@ -278,8 +280,8 @@ def count_phrases(offsets, data, first_row, classes, unicode_map, unicode_specia
     for row in range(first_row, n_rows):
         if with_hits and len(hit_rows) - n_hits < n_concepts:
             return n_hits, n_fallback, row
-        begin = offsets[row]
-        stop = offsets[row + 1]
+        begin = starts[row]
+        stop = stops[row]
         # 1. tokenise and look up: lemma id per token, -1 for tokens outside the vocabulary
         n_tokens = 0
         length = 0  # normalised bytes of the current token

@@ -39,15 +39,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from letitwag.arrow_buffers import primitive_array, string_array
+from letitwag.arrow_buffers import string_array
 from letitwag.builders.lemmas import LemmaTable, english_lemmas
 from letitwag.builders.caption_tokens import (
     Tokens,
     TokenVocabulary,
-    offsets_and_data,
-    string_chunks,
     normalized_rows,
+    row_bounds,
     tokenize,
+    typed_string_chunks,
     unicode_tables,
 )
 from letitwag.concepts import Concept, ConceptList
@@ -276,16 +276,16 @@ class TextMatcher:
         row_base = 0
         count = functools.partial(self._compiled.count, documents=documents, occurrences=occurrences,
                                   with_hits=with_hits)
-        for chunk in string_chunks(captions):
-            rows, concepts, fallback = count(chunk, tier="ascii")
+        for chunk in typed_string_chunks(captions):
+            starts, stops, data = row_bounds(chunk)
+            rows, concepts, fallback = count(starts, stops, data, tier="ascii")
             hits.add(rows + row_base, concepts)
             if len(fallback):
-                non_ascii = chunk.take(primitive_array(fallback))
-                rows, concepts, still = count(non_ascii, tier="unicode")
+                rows, concepts, still = count(starts[fallback], stops[fallback], data, tier="unicode")
                 hits.add(fallback[rows] + row_base, concepts)
                 if len(still):
-                    normalized = normalized_rows(non_ascii, still)
-                    rows, concepts, _ = count(normalized, tier="normalized")
+                    normalized = normalized_rows(chunk, fallback[still])
+                    rows, concepts, _ = count(*row_bounds(normalized), tier="normalized")
                     hits.add(fallback[still[rows]] + row_base, concepts)
             row_base += len(chunk)
         return BatchCounts(documents, occurrences, *hits.merged())
@@ -398,18 +398,17 @@ class _CompiledPhraseTables:
         self.terminal_ptr = trie.terminal_ptr.astype(np.int64)
         self.terminal_concepts = trie.terminal_concepts.astype(np.int32)
 
-    def count(self, chunk: pa.Array, documents: np.ndarray, occurrences: np.ndarray, tier: str,
-              with_hits: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Adds the counts of the rows it settles into ``documents``/``occurrences``; returns
+    def count(self, starts: np.ndarray, stops: np.ndarray, data: np.ndarray, documents: np.ndarray,
+              occurrences: np.ndarray, tier: str, with_hits: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counts the rows ``data[starts[i]:stops[i]]`` it settles into ``documents``/``occurrences``; returns
         their hits (rows, concepts; empty unless ``with_hits``) and the rows left over. ``tier``:
         ``ascii`` leaves every row with a non-ASCII byte, ``unicode`` the rows needing
         ``normalize_text`` itself, and ``normalized`` (rows that are ``normalize_text`` output) none."""
         from letitwag.builders import phrase_kernel
 
-        offsets, data = offsets_and_data(chunk)
         unicode_map, unicode_special = unicode_tables() if tier == "unicode" else _NO_UNICODE_TABLES
         classes = phrase_kernel.NORMALIZED_CLASSES if tier == "normalized" else phrase_kernel.RAW_CLASSES
-        n_rows = len(offsets) - 1
+        n_rows = len(starts)
         fallback = np.empty(n_rows, dtype=np.int64)
         n_fallback = 0
         rows: list[np.ndarray] = []
@@ -420,7 +419,7 @@ class _CompiledPhraseTables:
             hit_rows = np.empty(capacity, dtype=np.int64)
             hit_concepts = np.empty(capacity, dtype=np.int32)
             n_hits, n_more, next_row = phrase_kernel.count_phrases(
-                offsets, data, next_row, classes, unicode_map,
+                starts, stops, data, next_row, classes, unicode_map,
                 unicode_special, self.table, self.form_offsets, self.form_bytes, self.root, self.has_children,
                 self.edges, self.n_lemmas, self.terminal_ptr, self.terminal_concepts, self.longest_match, documents,
                 occurrences, with_hits, hit_rows, hit_concepts, fallback[n_fallback:])

@@ -83,10 +83,13 @@ class LocalExecutor(Executor):
                 yield shard, map_fn(shard.spec)
             return
         workers = min(self.workers, len(shards))
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=self.context)
+        # the map function goes to each worker once, at its start, not with every shard: a stage's
+        # function may carry ~300 kB (the text matcher) and state it builds on first use
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=self.context, initializer=_install_map_fn,
+                                                      initargs=(map_fn,))
         try:
             yield from _drain_bounded(
-                submit=lambda shard: pool.submit(map_fn, shard.spec),
+                submit=lambda shard: pool.submit(_run_installed_map_fn, shard.spec),
                 wait_any=_wait_futures,
                 result=_future_result,
                 shards=shards,
@@ -180,6 +183,19 @@ def make_executor(name: str, workers: int | None = None, ray_address: str | None
     if name == "ray":
         return RayExecutor(ray_address, workers)
     raise UserInputError(f"unknown executor {name!r}: use local or ray")
+
+
+_installed_map_fn: MapFunction | None = None  # in a local worker process: the pool's map function
+
+
+def _install_map_fn(map_fn: MapFunction) -> None:
+    """A local worker's initializer: keep the pool's map function for every shard it runs."""
+    global _installed_map_fn
+    _installed_map_fn = map_fn
+
+
+def _run_installed_map_fn(spec: Any) -> bytes:
+    return _installed_map_fn(spec)
 
 
 def _apply(map_fn: MapFunction, spec: Any) -> bytes:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from letitwag.builders.caption_tokens import row_bounds
 from letitwag.builders.reference_counters import LemmatizeThenMatch
 from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import Concept, ConceptList, bundled_concepts
@@ -107,10 +108,12 @@ def test_rows_fall_back_tier_by_tier_and_still_count():
     array = pa.array(captions, type=pa.string())
     documents = np.zeros(len(CONCEPTS), dtype=np.int64)
     occurrences = np.zeros(len(CONCEPTS), dtype=np.int64)
-    filled = pa.array([caption or "" for caption in captions], type=pa.string())
-    _, _, non_ascii = matcher._compiled.count(filled, documents, occurrences, tier="ascii")
+    starts, stops, data = row_bounds(array)  # the null row is empty
+    assert stops[5] == starts[5]
+    _, _, non_ascii = matcher._compiled.count(starts, stops, data, documents, occurrences, tier="ascii")
     assert non_ascii.tolist() == [1, 2, 3, 4, 6]
-    _, _, still = matcher._compiled.count(filled.take(pa.array(non_ascii)), documents, occurrences, tier="unicode")
+    _, _, still = matcher._compiled.count(starts[non_ascii], stops[non_ascii], data, documents, occurrences,
+                                          tier="unicode")
     assert non_ascii[still].tolist() == [2, 3, 4]
 
     result = matcher.count(array)
@@ -121,6 +124,20 @@ def test_rows_fall_back_tier_by_tier_and_still_count():
     assert result.documents[index["straße"]] == 1
     assert result.hit_rows.tolist() == sorted(result.hit_rows.tolist())
     _equal(result, matcher._vectorised_window(array))
+
+
+def test_a_null_slot_holding_bytes_counts_nothing_also_in_a_sliced_array():
+    # Arrow lets a null slot keep bytes: rows "dog", null over "hot dog", "dog dog", null over "dog"
+    text = b"doghot dogdog dogdog"
+    offsets = pa.py_buffer(np.array([0, 3, 10, 17, 20], dtype=np.int32))
+    validity = pa.py_buffer(np.packbits([1, 0, 1, 0], bitorder="little"))
+    array = pa.StringArray.from_buffers(4, offsets, pa.py_buffer(text), validity)
+    matcher = TextMatcher(CONCEPTS)
+    index = {concept.id: i for i, concept in enumerate(CONCEPTS)}
+    for captions, dogs in ((array, 2), (array.slice(1), 1), (array.slice(1, 2), 1)):
+        result = matcher.count(captions)
+        assert result.documents[index["dog"]] == dogs and result.documents[index["hot_dog"]] == 0
+        _equal(result, matcher._vectorised_window(captions))
 
 
 def test_invalid_utf8_rows_are_counted_like_normalize_text_with_replacement():

@@ -157,6 +157,9 @@ def row_bounds(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Why bounds and not offsets: a null slot may hold bytes in Arrow, and blanking nulls in the
     array itself copies all the text (~2 ms per 65,536 captions)."""
     offsets, data = offsets_and_data(chunk)
+    # read-only whatever the buffer: one compiled specialisation of the kernel for every source
+    # (decoded parquet buffers are writable, others not; each layout would load its own)
+    data.flags.writeable = False
     starts, stops = offsets[:-1], offsets[1:].copy()
     if chunk.null_count:
         validity = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
@@ -235,24 +238,36 @@ def _token_words(unaligned: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     return words
 
 
+# How a code point's entry in ``unicode_tables`` is used, beyond its mapped code point:
+MAPPED = 0  # the mapped code point is all of it
+NEEDS_NORMALIZE_TEXT = 1  # lower-cased by context (``Σ``) or beyond the mapping: ``normalize_text`` itself
+MAPPED_THEN_SEPARATOR = 2  # lower-cases to an alphanumeric and a mark (``İ`` -> ``i`` + U+0307): a token ends after it
+
+
 @functools.lru_cache(maxsize=1)
 def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     """Per code point below ``_UNICODE_LIMIT``: Python's lower-case of it, or a space where that
-    is not alphanumeric (what ``normalize_text`` makes of it); and whether the code point needs
-    ``normalize_text`` itself because Python lower-cases it to several code points (``İ``) or
-    by context (``Σ`` becomes ``ς`` at the end of a word). Built from Python's own ``str.lower``
-    and ``str.isalnum`` (what ``re``'s ``\\w`` means), so the tables cannot drift from it;
-    ~0.1 s, once per process, only when a batch has non-ASCII captions."""
+    is not alphanumeric (what ``normalize_text`` makes of it); and its kind (``MAPPED``, or
+    ``NEEDS_NORMALIZE_TEXT`` where Python lower-cases it by context, as ``Σ`` becomes ``ς`` at the
+    end of a word, or ``MAPPED_THEN_SEPARATOR`` where it lower-cases to an alphanumeric followed
+    by non-alphanumerics, as ``İ`` becomes ``i`` + U+0307, i.e. ``i`` and a word break). Built
+    from Python's own ``str.lower`` and ``str.isalnum`` (what ``re``'s ``\\w`` means), so the
+    tables cannot drift from it; ~0.1 s, once per process, only when a batch has non-ASCII
+    captions."""
     mapped = np.full(_UNICODE_LIMIT, ord(" "), dtype=np.uint32)
-    special = np.zeros(_UNICODE_LIMIT, dtype=bool)
+    kind = np.full(_UNICODE_LIMIT, MAPPED, dtype=np.uint8)
     for code_point in range(_UNICODE_LIMIT):
         lowered = chr(code_point).lower()
-        if len(lowered) != 1:
-            special[code_point] = True
-        elif lowered.isalnum():
-            mapped[code_point] = ord(lowered)
-    special[0x03A3] = True  # GREEK CAPITAL LETTER SIGMA: final-sigma rule
-    return mapped, special
+        if len(lowered) == 1:
+            if lowered.isalnum():
+                mapped[code_point] = ord(lowered)
+        elif lowered[0].isalnum() and not any(character.isalnum() for character in lowered[1:]):
+            mapped[code_point] = ord(lowered[0])
+            kind[code_point] = MAPPED_THEN_SEPARATOR
+        else:
+            kind[code_point] = NEEDS_NORMALIZE_TEXT
+    kind[0x03A3] = NEEDS_NORMALIZE_TEXT  # GREEK CAPITAL LETTER SIGMA: final-sigma rule
+    return mapped, kind
 
 
 def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
@@ -273,7 +288,7 @@ def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
     inside = code_points < _UNICODE_LIMIT
     clipped = np.where(inside, code_points, 0)
     mapped = table[clipped]
-    exotic = np.flatnonzero(~inside | special[clipped])
+    exotic = np.flatnonzero(~inside | (special[clipped] != MAPPED))  # one code point out per code point in
     slow = np.unique(np.searchsorted(char_offsets, exotic, side="right") - 1)
     for row in slow.tolist():
         mapped[char_offsets[row] : char_offsets[row + 1]] = ord(" ")

@@ -16,8 +16,8 @@ is several times faster, and keeps the same semantics by construction:
   per-concept greedy non-overlapping occurrences and per-caption document de-duplication are
   those of ``textmatch``.
 
-A caption the tables cannot settle exactly (invalid UTF-8, a code point whose lower-casing is
-not one-to-one or depends on context, beyond the tables; or any non-ASCII byte when the caller
+A caption the tables cannot settle exactly (invalid UTF-8, a code point whose lower-casing
+depends on context, beyond the tables; or any non-ASCII byte when the caller
 passes empty tables) is not counted here: its row is returned in ``fallback``, and the caller
 passes it again as ``normalize_text`` output (with ``NORMALIZED_CLASSES``). The functions are
 compiled on first use and cached on disk (``cache=True``), so later processes load them instead
@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from letitwag.builders.caption_tokens import MAPPED_THEN_SEPARATOR, NEEDS_NORMALIZE_TEXT
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -253,8 +255,10 @@ def count_phrases(starts, stops, data, first_row, classes, unicode_map, unicode_
 
     ``classes``: ``RAW_CLASSES`` for captions, ``NORMALIZED_CLASSES`` for rows that are
     ``normalize_text`` output already. ``unicode_map``/``unicode_special``: per code point, its
-    normalised code point (0x20 for a separator) and whether it needs ``normalize_text`` itself;
-    empty arrays send every row with a non-ASCII byte to ``fallback``.
+    normalised code point (0x20 for a separator) and its kind (``caption_tokens.unicode_tables``:
+    a code point that needs ``normalize_text`` sends its row to ``fallback``; one followed by a
+    word break ends the token after its mapped code point); empty arrays send every row with a
+    non-ASCII byte to ``fallback``.
     """
     n_rows = len(starts)
     n_concepts = len(documents)
@@ -303,7 +307,7 @@ def count_phrases(starts, stops, data, first_row, classes, unicode_map, unicode_
                         fall_back = True
                         break
                     point, size = _decode(data, index, stop)
-                    if point < 0 or point >= len(unicode_map) or unicode_special[point]:
+                    if point < 0 or point >= len(unicode_map) or unicode_special[point] == NEEDS_NORMALIZE_TEXT:
                         fall_back = True
                         break
                     index += size
@@ -312,7 +316,8 @@ def count_phrases(starts, stops, data, first_row, classes, unicode_map, unicode_
                         for offset in range(_utf8(mapped, encoded)):
                             short_key = _add_to_key(encoded[offset], length, short_key)
                             length += 1
-                        continue
+                        if unicode_special[point] != MAPPED_THEN_SEPARATOR:
+                            continue
             # a separator, or the end of the row: the token ends
             if length > 0:
                 lemma = -1

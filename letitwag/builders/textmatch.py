@@ -269,7 +269,7 @@ class TextMatcher:
     def _compiled_phrase_window(self, captions: pa.Array | pa.ChunkedArray, with_hits: bool = True) -> BatchCounts:
         """The compiled one-pass kernel in three tiers: all rows, ASCII only (no tables to load);
         the rows with non-ASCII bytes, with the per-code-point tables; the few rows those cannot
-        settle (``İ``, ``Σ``, invalid UTF-8, ...) as ``normalize_text`` output. Hits are merged by row."""
+        settle (``Σ``, invalid UTF-8, ...) as ``normalize_text`` output. Hits are merged by row."""
         documents = np.zeros(self.n_concepts, dtype=np.int64)
         occurrences = np.zeros(self.n_concepts, dtype=np.int64)
         hits = _RowHits() if with_hits else _NoHits()
@@ -437,18 +437,18 @@ def warm_up_phrase_kernel() -> None:
     """Load the compiled phrase kernel into this process (numba, from its on-disk cache).
 
     Why: numba's first call in a process costs ~0.7 s, so a process that forks counting workers
-    (the local executor's fork server) calls this once and every worker starts warm. The three
+    (the local executor's fork server) calls this once and every worker starts warm. The
     captions take the kernel's three tiers (ASCII, Unicode tables, ``normalize_text`` output),
     so each compiled specialisation the counting uses is loaded.
     """
     lemmas = LemmaTable({"dogs": "dog"}, name="warm-up")  # not the English table: its load costs ~0.5 s
     matcher = TextMatcher(ConceptList([Concept("dog")], name="warm-up"), lemmas=lemmas)
-    matcher.count(string_array(["a dog", "café dogs", "İstanbul dog"]))
+    matcher.count(string_array(["a dog", "café dogs", "ΣΟΦΙΑ dog"]))
 
 
 # Hit buffer per row for one kernel call (a call stops early and is resumed if rows have more)
 _HITS_PER_ROW = 8
-_NO_UNICODE_TABLES = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=bool))
+_NO_UNICODE_TABLES = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
 
 
 class _RowHits:

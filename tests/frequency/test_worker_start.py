@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from letitwag.builders.captions import plan_caption_slices
-from letitwag.builders.frequency import _WORKER_PRELOAD, TextCountTask, _decode_counts
+from letitwag.builders.frequency import _WORKER_PRELOAD
+from letitwag.builders.text_partials import TextCountTask, counts_decoder
 from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import Concept, ConceptList
 
@@ -50,7 +51,7 @@ def test_a_phrase_worker_counts_a_parquet_shard_without_importing_pandas_or_load
     done = subprocess.run([sys.executable, "-c", _WORKER.format(preload=_WORKER_PRELOAD["phrase"]), str(task_file)],
                           capture_output=True, check=True)
     assert done.stderr.decode().endswith("pandas: False, new kernel specialisations: 0")
-    counts = _decode_counts(len(concepts))(done.stdout)
+    counts = counts_decoder(len(concepts))(done.stdout)
     assert counts.documents.tolist() == [5, 1, 1]  # dog (dogs, DOGS, hot dog too), hot dog, café
     assert counts.rows == len(CAPTIONS)
     assert dict(counts.skipped) == {"null": 1, "empty": 2}

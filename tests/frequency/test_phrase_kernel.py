@@ -44,7 +44,7 @@ CONCEPTS = ConceptList(
 # words of the concepts (as they appear in captions) and the characters that take other tiers
 WORDS = ["dog", "Dogs", "dog's", "hot", "HOT", "bora", "Bora", "glasses", "café", "CAFÉ", "Straße", "STRASSE",
          "İstanbul", "Istanbul", "ΣΟΦΙΑ", "σοφια", "Allen's", "allens", "Hummingbird", "eastern", "hog-nosed",
-         "snake", "Éléphant", "ÉLÉPHANTS", "éléphant", "rose", "a", "the", "x" * 40, "🐶", "猫", "ǅ", "ﬁ", "\U00030001dog", "½"]
+         "snake", "Éléphant", "ÉLÉPHANTS", "éléphant", "rose", "HUMMINGBİRD", "a", "the", "x" * 40, "🐶", "猫", "ǅ", "ﬁ", "\U00030001dog", "½"]
 SEPARATORS = [" ", "  ", "-", ", ", "’", "_", "\t", "—"]
 
 

@@ -284,11 +284,12 @@ def _normalized_unicode(chunk: pa.Array, rows: np.ndarray):
     chars_before = np.zeros(len(data) + 1, dtype=np.int64)
     np.cumsum((data & 0xC0) != 0x80, out=chars_before[1:])
     char_offsets = chars_before[offsets]
-    table, special = unicode_tables()
+    table, kind = unicode_tables()
     inside = code_points < _UNICODE_LIMIT
     clipped = np.where(inside, code_points, 0)
     mapped = table[clipped]
-    exotic = np.flatnonzero(~inside | (special[clipped] != MAPPED))  # one code point out per code point in
+    # this path maps one code point to one: İ's word break and Σ's context go to normalize_text
+    exotic = np.flatnonzero(~inside | (kind[clipped] != MAPPED))
     slow = np.unique(np.searchsorted(char_offsets, exotic, side="right") - 1)
     for row in slow.tolist():
         mapped[char_offsets[row] : char_offsets[row + 1]] = ord(" ")

@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+# numba compiles these values into the cached kernels, and its cache tracks only this file:
+# changing them in ``caption_tokens`` needs this file touched (or the cache cleared) too
 from letitwag.builders.caption_tokens import MAPPED_THEN_SEPARATOR, NEEDS_NORMALIZE_TEXT
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)

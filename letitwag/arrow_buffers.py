@@ -1,11 +1,12 @@
-"""Arrow arrays built from, and read as, numpy buffers, without pyarrow's pandas probe.
+"""Arrow arrays built from numpy buffers, without pyarrow's pandas probe.
 
-Why: pyarrow imports pandas (~0.3 s) the first time a process calls ``pa.array``, ``pa.scalar``
-(also implicitly, for a Python scalar given to a compute function) or ``Array.to_numpy``, to
-check whether the value is a pandas object. Counting workers need nothing of pandas, yet their
-fork server would have to import it before the first shard could start: ~0.3 s of every run's
-start-up. These helpers make the arrays the counting path needs straight from their buffers,
-so that path never triggers the probe (``tests/frequency/test_pandas_free.py`` keeps it so).
+Why: pyarrow imports pandas (~0.3 s by ``python -X importtime``) the first time a process
+calls ``pa.array``, ``pa.scalar`` (also implicitly, for a Python scalar given to a compute
+function) or ``Array.to_numpy``, to check whether the value is a pandas object. Counting workers
+need nothing of pandas, yet their fork server would have to import it before the first shard
+could start, in every run. These helpers make the arrays the counting path needs straight from
+their buffers, so that path never triggers the probe (``tests/frequency/test_worker_start.py``
+keeps it so).
 """
 
 from __future__ import annotations

@@ -140,14 +140,16 @@ def string_chunks(captions: pa.Array | pa.ChunkedArray | Sequence[str | None]) -
 
 
 def offsets_and_data(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Row offsets (starting at 0) and the data bytes of a string array, zero-copy."""
+    """Row offsets (int64, a new array starting at 0) and the data bytes of a string array
+    (zero-copy)."""
     offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
     _, offsets_buffer, data_buffer = chunk.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
-    offsets = offsets.astype(np.int64)
+    offsets = offsets.astype(np.int64)  # a copy: shifted in place below
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
     data = data[offsets[0] : offsets[-1]]
-    return offsets - offsets[0], data
+    offsets -= offsets[0]
+    return offsets, data
 
 
 def row_bounds(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,13 +157,14 @@ def row_bounds(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bytes of a string array, zero-copy; a null row is empty (its stop is its start).
 
     Why bounds and not offsets: a null slot may hold bytes in Arrow, and blanking nulls in the
-    array itself copies all the text (~2 ms per 65,536 captions)."""
+    array itself copies all the text."""
     offsets, data = offsets_and_data(chunk)
     # read-only whatever the buffer: one compiled specialisation of the kernel for every source
     # (decoded parquet buffers are writable, others not; each layout would load its own)
     data.flags.writeable = False
-    starts, stops = offsets[:-1], offsets[1:].copy()
+    starts, stops = offsets[:-1], offsets[1:]
     if chunk.null_count:
+        stops = stops.copy()  # not a view: starts share the offsets
         validity = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
         valid = np.unpackbits(validity, bitorder="little")[chunk.offset : chunk.offset + len(chunk)]
         null = valid == 0

@@ -1,11 +1,12 @@
 """Text frequency of concepts in a caption corpus: the Python API behind ``letitwag frequency count``.
 
 ``count_text`` plans caption shards (``letitwag.builders.captions``), runs ``TextCountTask``
-(``letitwag.builders.text_partials``: all a worker imports) on each through the sharded engine (``letitwag.engine``: local process pool or Ray, resumable
-after ``kill -9``) and merges the per-shard counts in shard order into a ``FrequencyTable``
-(``count_type`` ``text``). Because the merge order is fixed and the table holds no timestamps,
-local and Ray runs, and resumed and uninterrupted runs, write byte-identical ``text.parquet``
-files; times and shard reuse go to ``text.provenance.json``.
+(``letitwag.builders.text_partials``: all a worker imports) on each through the sharded engine
+(``letitwag.engine``: local process pool or Ray, resumable after ``kill -9``) and merges the
+per-shard counts in shard order into a ``FrequencyTable`` (``count_type`` ``text``). Because
+the merge order is fixed and the table holds no timestamps, local and Ray runs, and resumed and
+uninterrupted runs, write byte-identical ``text.parquet`` files; times and shard reuse go to
+``text.provenance.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from letitwag import __version__
-from letitwag.builders import text_partials
 from letitwag.builders.captions import DEFAULT_SHARD_ROWS, plan_caption_slices, source_fingerprints
 from letitwag.builders.text_partials import TextCountTask, TextPartial, counts_decoder, read_partial_table
 from letitwag.builders.textmatch import TextMatcher
@@ -44,8 +44,8 @@ POSTINGS_NAME = "text_postings.parquet"
 SHARDS_DIR = "shards"
 # what local counting workers start with: the module of the map function and, for ``phrase``
 # mode, the compiled kernel (this driver module and its engine/table imports stay out of them)
-_WORKER_PRELOAD = {"phrase": (text_partials.__name__, "letitwag.builders.phrase_kernel_preload"),
-                   "bag": (text_partials.__name__,)}
+_WORKER_PRELOAD = {"phrase": (TextCountTask.__module__, "letitwag.builders.phrase_kernel_preload"),
+                   "bag": (TextCountTask.__module__,)}
 
 
 def count_text(

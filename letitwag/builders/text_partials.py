@@ -77,9 +77,9 @@ class TextCountTask:
 def _encode_partial(documents, occurrences, stats: ReadStats, hit_ids, hit_concepts) -> bytes:
     present = np.flatnonzero(documents).astype(np.int32)
     columns = {
-        "concept_index": primitive_array(present.astype(np.int32)),
-        "documents": primitive_array(documents[present].astype(np.int64)),
-        "occurrences": primitive_array(occurrences[present].astype(np.int64)),
+        "concept_index": primitive_array(present),
+        "documents": primitive_array(documents[present]),
+        "occurrences": primitive_array(occurrences[present]),
     }
     if hit_concepts is not None:
         columns["sample_ids"] = _group_postings(present, hit_ids, hit_concepts)

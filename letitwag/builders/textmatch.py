@@ -22,7 +22,7 @@ Aliases (``Concept.surface_forms()``) are extra patterns for the same concept.
 
 Two implementations of ``phrase`` mode, with identical results: ``count`` runs the compiled
 one-pass kernel (``letitwag.builders.phrase_kernel``, numba: tokenise, look up, walk the trie
-and count while each caption is in cache; 3-4x faster than the numpy path), and the numpy path
+and count while each caption is in cache; several times faster than the numpy path), and the numpy path
 above (``_vectorised_window``) stays as its independent cross-check in the tests. ``bag`` mode
 uses the numpy path.
 """

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from letitwag.builders.lemmas import english_lemmas
 from letitwag.concepts import ConceptList
+from letitwag.frequency.text.forms import english_lemmas
 
 FILLER = (
     "a an the of in on with and for at by to from photo image picture stock vector illustration "

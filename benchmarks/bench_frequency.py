@@ -10,7 +10,7 @@ concepts in ``phrase`` mode:
 What it does, in one run:
 1. generates (seeded) and caches the corpus as parquet under ``--out`` (several files, row
    groups of 131,072);
-2. letitwag end to end: ``letitwag.builders.frequency.count_text`` with the local executor,
+2. letitwag end to end: ``letitwag.frequency.count.count_text`` with the local executor,
    ``--workers`` processes, fresh output folder (no resumed shards), ``--repeat`` times, each
    in a fresh Python process (the fork server and its kernel warm-up are paid every time); the
    median run is reported, every run is printed; peak RSS and CPU time are sampled over the
@@ -34,7 +34,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -47,17 +46,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pyarrow.parquet as pq
+from _synthetic_captions import write_corpus
 
 TARGET_CAPTIONS_PER_SECOND = 1_000_000
 TARGET_RSS_BYTES = 2 * 1024**3
 TARGET_PHRASE_AGREEMENT = 0.999
-
-
-def _synthetic():
-    spec = importlib.util.spec_from_file_location("_synthetic_captions", Path(__file__).with_name("_synthetic_captions.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class ProcessTreeSampler:
@@ -125,8 +118,8 @@ def run_end_to_end_child(files: list[Path], run_dir: Path, workers: int, shard_r
     """One end-to-end run, in this (fresh) process: wall and CPU seconds of ``count_text``, peak
     RSS of the process tree (this process, the fork server, the workers) and when the first
     shard's partial was stored (the start-up every run pays: fork server, first shard)."""
-    from letitwag.builders.frequency import count_text
     from letitwag.concepts import bundled_concepts
+    from letitwag.frequency.count import count_text
 
     concepts = bundled_concepts("all")
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -201,15 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     baseline_n = args.baseline_captions or args.captions
     baseline_n = min(baseline_n, args.captions)
 
-    from letitwag.builders.reference_counters import LemmatizeThenMatch, SpacyInvertedIndex
-    from letitwag.builders.textmatch import TextMatcher
+    from reference_counters import LemmatizeThenMatch, SpacyInvertedIndex
+
     from letitwag.concepts import bundled_concepts
+    from letitwag.frequency.text.matcher import TextMatcher
 
     concepts = bundled_concepts("all")
     corpus_dir = args.out / f"corpus-{args.captions}-seed{args.seed}"
     print(f"corpus: {args.captions:,} synthetic captions in {corpus_dir} (generated once, then cached)", flush=True)
     start = time.perf_counter()
-    files = _synthetic().write_corpus(concepts, corpus_dir, args.captions, seed=args.seed,
+    files = write_corpus(concepts, corpus_dir, args.captions, seed=args.seed,
                                       rows_per_file=max(1, -(-args.captions // 5)))
     print(f"  ready in {time.perf_counter() - start:.1f} s; {len(files)} files, "
           f"{sum(f.stat().st_size for f in files) / 1e6:.0f} MB parquet", flush=True)

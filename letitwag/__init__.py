@@ -4,7 +4,7 @@ Zero-shot performance of CLIP-style and text-to-image models grows only log-line
 often a concept appears in the pretraining data (Udandarao et al., "No 'Zero-Shot' Without
 Exponential Data", NeurIPS 2024). This package measures that end to end:
 
-* ``letitwag.builders.frequency`` counts concepts in a pretraining corpus (text, image tags, both);
+* ``letitwag.frequency`` counts concepts in a pretraining corpus (text, image tags, both);
 * ``letitwag.builders`` mines rare concepts and builds, curates and publishes a dataset;
 * ``letitwag.harness`` scores zero-shot classifiers and text-to-image models on it;
 * ``letitwag.analysis`` relates per-concept performance to pretraining frequency;

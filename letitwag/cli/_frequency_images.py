@@ -1,6 +1,6 @@
 """``letitwag frequency tag-images | match | misalignment``: image-side counts and their joins with text.
 
-Thin layer: parses options, calls ``letitwag.builders.tagging`` / ``letitwag.builders.alignment``
+Thin layer: parses options, calls ``letitwag.frequency.images`` / ``letitwag.frequency.alignment``
 and prints a short summary. Heavy imports happen inside the handlers.
 """
 
@@ -144,9 +144,9 @@ def _device(name: str) -> str:
 
 
 def _run_tag_images(args) -> int:
-    from letitwag.builders.tagging import build_tagger, tag_images
     from letitwag.concepts import load_concepts
     from letitwag.engine.executors import make_executor
+    from letitwag.frequency.images import build_tagger, tag_images
 
     concepts = load_concepts(args.concepts)
     tagger = build_tagger(args.tagger, args.model, prompts=args.prompts, device=_device(args.device),
@@ -174,7 +174,7 @@ def _concepts(spec):
 
 
 def _run_match(args) -> int:
-    from letitwag.builders.alignment import matched_table
+    from letitwag.frequency.alignment import matched_table
 
     table = matched_table(args.text, args.image, concepts=_concepts(args.concepts), corpus=args.corpus)
     path = table.write(args.out / "matched.parquet")
@@ -185,7 +185,7 @@ def _run_match(args) -> int:
 
 
 def _run_misalignment(args) -> int:
-    from letitwag.builders.alignment import misalignment, write_misalignment
+    from letitwag.frequency.alignment import misalignment, write_misalignment
 
     metrics = misalignment(args.text, args.image, corpus_size=args.corpus_size, concepts=_concepts(args.concepts))
     write_misalignment(args.out, metrics)

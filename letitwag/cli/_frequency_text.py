@@ -1,6 +1,6 @@
 """``letitwag frequency count | show``: count concepts in captions, and look at any frequency table.
 
-Thin layer over ``letitwag.builders.frequency.count_text`` and ``letitwag.tables.FrequencyTable``;
+Thin layer over ``letitwag.frequency.count.count_text`` and ``letitwag.tables.FrequencyTable``;
 the library modules are imported inside the handlers so ``letitwag --help`` stays fast.
 """
 
@@ -124,7 +124,7 @@ def _register_show(subparsers) -> None:
 def _run_count(args) -> int:
     import pyarrow.compute as pc
 
-    from letitwag.builders.frequency import count_text
+    from letitwag.frequency.count import count_text
 
     table = count_text(
         args.captions, args.concepts, args.out,

@@ -16,17 +16,21 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
+from conftest import CONCEPT_IDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CONCEPT_IDS
-from letitwag.builders.captions import ReadStats, plan_caption_slices, read_caption_slice
-from letitwag.builders.frequency import count_text
 from letitwag.concepts import Concept, ConceptList
 from letitwag.errors import UserInputError
+from letitwag.frequency.count import count_text
+from letitwag.frequency.text.readers import (
+    ReadStats,
+    plan_caption_slices,
+    read_caption_slice,
+)
 
 CONCEPTS = ConceptList([Concept(c) for c in CONCEPT_IDS], name="faults")
 HOSTILE = [b"\x00", b"\xff\xfe", b"\xc3", b"\xed\xa0\x80", b"\x80abc", b'"', b'""', b'"a,"b"', b",", b"\t", b"\r",

@@ -15,9 +15,23 @@ import importlib
 import json
 
 import pytest
+from conftest import (
+    EVAL_CHUNK,
+    EVAL_SAMPLES,
+    FREQUENCY_OUTPUTS,
+    count_argv,
+    curate_argv,
+    curated_outputs,
+    eval_argv,
+    fail_on_call,
+    feature_chunks,
+    kill_points,
+    mtimes,
+    one_line_error,
+    run_outputs,
+    validation_chunks,
+)
 
-from conftest import (EVAL_CHUNK, EVAL_SAMPLES, FREQUENCY_OUTPUTS, count_argv, curate_argv, curated_outputs, eval_argv, fail_on_call,
-                      feature_chunks, kill_points, mtimes, one_line_error, run_outputs, validation_chunks)
 from letitwag.cli import main
 
 
@@ -40,7 +54,7 @@ def run_out_of_space(argv: list[str], capsys) -> None:
 FREQUENCY_WRITERS = {  # where the write happens: (module that imported the writer, its name there)
     "shard partial": ("letitwag.engine.store", "atomic_write_bytes"),
     "shard marker": ("letitwag.engine.store", "atomic_write_json"),
-    "postings": ("letitwag.builders.frequency", "atomic_path"),
+    "postings": ("letitwag.frequency.count", "atomic_path"),
     "table": ("letitwag.tables", "atomic_write_with"),
 }
 

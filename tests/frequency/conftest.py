@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from letitwag.concepts import Concept, ConceptList
+
+# the slow reference counters and the synthetic caption generator live beside the benchmarks
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 # (sample id, caption): plurals, possessives, hyphens, case, unicode, multi-word, nulls and blanks.
 CORPUS = [

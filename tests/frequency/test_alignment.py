@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from letitwag.builders.alignment import matched_table, misalignment
 from letitwag.cli import main
 from letitwag.concepts import Concept, ConceptList
 from letitwag.errors import UserInputError
+from letitwag.frequency.alignment import matched_table, misalignment
 from letitwag.postings import write_postings
 from letitwag.tables import FrequencyTable
 

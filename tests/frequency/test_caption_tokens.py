@@ -7,8 +7,8 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from letitwag.builders.caption_tokens import TokenVocabulary, tokenize
 from letitwag.concepts import normalize_text
+from letitwag.frequency.text.tokens import TokenVocabulary, tokenize
 
 from .conftest import invalid_utf8_array
 

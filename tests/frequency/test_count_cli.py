@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from letitwag import cli
-from letitwag.builders.captions import DEFAULT_SHARD_ROWS
-from letitwag.builders.frequency import count_text
-from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import ConceptList
 from letitwag.errors import UserInputError
+from letitwag.frequency.count import count_text
+from letitwag.frequency.text.matcher import TextMatcher
+from letitwag.frequency.text.readers import DEFAULT_SHARD_ROWS
 from letitwag.tables import FrequencyTable
 
 from .conftest import CORPUS, repeat_corpus, small_concepts, write_corpus

@@ -46,11 +46,11 @@ from letitwag.engine.shards import Shard
 
 
 def probe(spec):
-    return str("numba" in sys.modules and "letitwag.builders.phrase_kernel" in sys.modules).encode()
+    return str("numba" in sys.modules and "letitwag.frequency.text.kernel" in sys.modules).encode()
 
 
 if __name__ == "__main__":
-    executor = LocalExecutor(2, preload=["letitwag.builders.phrase_kernel_preload"])
+    executor = LocalExecutor(2, preload=["letitwag.frequency.text.kernel_preload"])
     shards = [Shard(f"s{i}", i, str(i)) for i in range(4)]
     print(sorted(partial.decode() for _, partial in executor.map_unordered(probe, shards)),
           "numba" in sys.modules)
@@ -158,7 +158,7 @@ def test_executor_options_are_checked():
 def test_ray_gives_the_byte_identical_table_and_reports_a_bad_file_in_one_line(tmp_path, concepts):
     """A Ray started here (as on a cluster the user runs) is used as is and left running."""
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'letitwag[ray]'")
-    from letitwag.builders.frequency import count_text
+    from letitwag.frequency.count import count_text
 
     from .conftest import repeat_corpus, write_corpus, write_corrupt_parquet
 

@@ -8,23 +8,19 @@ path (``_vectorised_window``) and the per-caption lemmatise-then-match reference
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pytest
+from _synthetic_captions import generate_captions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_counters import LemmatizeThenMatch
 
-from letitwag.builders.caption_tokens import row_bounds
-from letitwag.builders.reference_counters import LemmatizeThenMatch
-from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import Concept, ConceptList, bundled_concepts
+from letitwag.frequency.text.matcher import TextMatcher
+from letitwag.frequency.text.tokens import row_bounds
 
 from .conftest import invalid_utf8_array
-
-_GENERATOR = Path(__file__).resolve().parents[2] / "benchmarks" / "_synthetic_captions.py"
 
 CONCEPTS = ConceptList(
     [
@@ -70,10 +66,7 @@ def _check_against_vectorised_and_reference(concepts: ConceptList, captions: lis
 @pytest.mark.parametrize("longest_match", [False, True])
 def test_compiled_path_equals_the_reference_on_ascii_and_mixed_synthetic_corpora(longest_match):
     concepts = bundled_concepts("all")
-    spec = importlib.util.spec_from_file_location("_synthetic_captions", _GENERATOR)
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    mixed = generator.generate_captions(concepts, 1500, seed=11)
+    mixed = generate_captions(concepts, 1500, seed=11)
     ascii_only = [caption for caption in mixed if caption is None or caption.isascii()]
     assert len(ascii_only) < len(mixed)  # the generator really mixes in non-ASCII captions
     for captions in (ascii_only, mixed):

@@ -12,15 +12,15 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from letitwag.builders import captions as caption_readers
-from letitwag.builders.captions import (
+from letitwag.frequency.count import count_text
+from letitwag.frequency.text import readers as caption_readers
+from letitwag.frequency.text.matcher import TextMatcher
+from letitwag.frequency.text.readers import (
     CaptionInputError,
     ReadStats,
     plan_caption_slices,
     read_caption_slice,
 )
-from letitwag.builders.frequency import count_text
-from letitwag.builders.textmatch import TextMatcher
 from letitwag.postings import read_postings
 
 from .conftest import CORPUS, FORMATS, repeat_corpus, write_corpus

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pytest
+from _synthetic_captions import generate_captions
+from reference_counters import LemmatizeThenMatch, SpacyInvertedIndex
 
-from letitwag.builders.reference_counters import LemmatizeThenMatch, SpacyInvertedIndex
-from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import Concept, ConceptList, bundled_concepts
-
-_GENERATOR = Path(__file__).resolve().parents[2] / "benchmarks" / "_synthetic_captions.py"
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("_synthetic_captions", _GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from letitwag.frequency.text.matcher import TextMatcher
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +19,7 @@ def concepts() -> ConceptList:
 
 @pytest.fixture(scope="module")
 def captions(concepts) -> list[str | None]:
-    generated = _load_generator().generate_captions(concepts, 3000, seed=7)
+    generated = generate_captions(concepts, 3000, seed=7)
     # the hard cases, inside a realistic batch
     return generated + [
         "bora bora bora",

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from letitwag import cli
-from letitwag.builders.frequency import count_text
+from letitwag.frequency.count import count_text
 
 from .conftest import repeat_corpus, write_corpus, write_corrupt_parquet
 

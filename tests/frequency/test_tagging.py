@@ -15,11 +15,16 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from letitwag.builders.tagging import Tagger, tag_images
-from letitwag.builders.tagging.readers import decode_image, plan_shards, read_shard, webdataset_key
 from letitwag.concepts import Concept, ConceptList
 from letitwag.engine.executors import LocalExecutor
 from letitwag.errors import UserInputError
+from letitwag.frequency.images import Tagger, tag_images
+from letitwag.frequency.images.readers import (
+    decode_image,
+    plan_shards,
+    read_shard,
+    webdataset_key,
+)
 from letitwag.postings import read_postings
 from letitwag.tables import FrequencyTable
 
@@ -184,8 +189,8 @@ def test_parquet_with_bytes_and_with_hf_image_structs(tmp_path):
 @pytest.mark.parametrize("id_column", ["key", None])
 def test_sample_ids_join_with_the_text_side(tmp_path, id_column):
     """Count captions and tag images of one parquet into one --out: the ids line up for match."""
-    from letitwag.builders.alignment import matched_table
-    from letitwag.builders.frequency import count_text
+    from letitwag.frequency.alignment import matched_table
+    from letitwag.frequency.count import count_text
 
     names = list(COLOURS)
     captions = ["a red car", "red and green", "a red thing", "blue sky", "green grass"]

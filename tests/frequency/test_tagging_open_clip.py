@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from letitwag.builders.tagging import build_tagger
-from letitwag.builders.tagging.prompts import load_prompts
 from letitwag.cli import main
 from letitwag.concepts import Concept, ConceptList
 from letitwag.errors import UserInputError
+from letitwag.frequency.images import build_tagger
+from letitwag.frequency.images.prompts import load_prompts
 from letitwag.postings import read_postings
 from letitwag.tables import FrequencyTable
 
@@ -130,7 +130,7 @@ def test_ram_plus_without_the_ram_package_is_a_clear_error(monkeypatch, tmp_path
 SLOW_RUN = """
 import sys, time
 import numpy as np
-from letitwag.builders.tagging import tag_images
+from letitwag.frequency.images import tag_images
 from letitwag.concepts import Concept, ConceptList
 
 class SlowMeanTagger:

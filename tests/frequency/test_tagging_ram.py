@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from letitwag.builders.tagging import build_tagger
-from letitwag.builders.tagging.prompts import PromptSet
-from letitwag.builders.tagging.ram_plus import RamPlusTagger
 from letitwag.concepts import Concept, ConceptList
+from letitwag.frequency.images import build_tagger
+from letitwag.frequency.images.prompts import PromptSet
+from letitwag.frequency.images.ram_plus import RamPlusTagger
 
 CONCEPTS = ConceptList([Concept("dog"), Concept("hot_dog"), Concept("cat")])
 EMBED = 8

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import Concept, ConceptList
+from letitwag.frequency.text.matcher import TextMatcher
 
 CONCEPTS = ConceptList(
     [
@@ -142,7 +142,7 @@ def test_empty_concepts_and_empty_lists_count_nothing():
 
 
 def test_batches_longer_than_one_window_give_the_same_counts(monkeypatch):
-    import letitwag.builders.textmatch as textmatch
+    import letitwag.frequency.text.matcher as textmatch
 
     captions = ["hot dogs", None, "a dog", "geese", "Bora Bora bora"] * 7
     whole = TextMatcher(CONCEPTS).count(captions)

@@ -19,11 +19,11 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from letitwag.builders.captions import plan_caption_slices
-from letitwag.builders.frequency import _WORKER_PRELOAD
-from letitwag.builders.text_partials import TextCountTask, counts_decoder
-from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import Concept, ConceptList
+from letitwag.frequency.count import _WORKER_PRELOAD
+from letitwag.frequency.text.matcher import TextMatcher
+from letitwag.frequency.text.partials import TextCountTask, counts_decoder
+from letitwag.frequency.text.readers import plan_caption_slices
 
 CAPTIONS = ["a dog on the beach", None, "", "   ", "café dogs", "İstanbul hot dog", "ΣΟΦΙΑ's dog", "two DOGS"]
 
@@ -31,7 +31,7 @@ _WORKER = """
 import importlib, pickle, sys
 for module in {preload!r}:
     importlib.import_module(module)
-from letitwag.builders import phrase_kernel
+from letitwag.frequency.text import kernel as phrase_kernel
 loaded = len(phrase_kernel.count_phrases.signatures)
 with open(sys.argv[1], "rb") as handle:
     task, piece = pickle.load(handle)

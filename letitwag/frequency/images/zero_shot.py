@@ -33,8 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from letitwag.builders.tagging.prompts import PromptSet, load_prompts
 from letitwag.concepts import ConceptList
+from letitwag.frequency.images.prompts import PromptSet, load_prompts
 from letitwag.io import atomic_write_with
 
 logger = logging.getLogger(__name__)

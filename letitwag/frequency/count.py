@@ -1,7 +1,7 @@
 """Text frequency of concepts in a caption corpus: the Python API behind ``letitwag frequency count``.
 
-``count_text`` plans caption shards (``letitwag.builders.captions``), runs ``TextCountTask``
-(``letitwag.builders.text_partials``: all a worker imports) on each through the sharded engine
+``count_text`` plans caption shards (``letitwag.frequency.text.readers``), runs ``TextCountTask``
+(``letitwag.frequency.text.partials``: all a worker imports) on each through the sharded engine
 (``letitwag.engine``: local process pool or Ray, resumable after ``kill -9``) and merges the
 per-shard counts in shard order into a ``FrequencyTable`` (``count_type`` ``text``). Because
 the merge order is fixed and the table holds no timestamps, local and Ray runs, and resumed and
@@ -24,15 +24,24 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from letitwag import __version__
-from letitwag.builders.captions import DEFAULT_SHARD_ROWS, plan_caption_slices, source_fingerprints
-from letitwag.builders.text_partials import TextCountTask, TextPartial, counts_decoder, read_partial_table
-from letitwag.builders.textmatch import TextMatcher
 from letitwag.concepts import ConceptList, load_concepts
 from letitwag.engine.executors import make_executor
 from letitwag.engine.run import iter_partials, merged, run_shards
 from letitwag.engine.shards import Shard, fingerprint, shard_key
 from letitwag.engine.store import ShardStore, write_failure_reason
 from letitwag.errors import UserInputError
+from letitwag.frequency.text.matcher import TextMatcher
+from letitwag.frequency.text.partials import (
+    TextCountTask,
+    TextPartial,
+    counts_decoder,
+    read_partial_table,
+)
+from letitwag.frequency.text.readers import (
+    DEFAULT_SHARD_ROWS,
+    plan_caption_slices,
+    source_fingerprints,
+)
 from letitwag.io import atomic_path
 from letitwag.postings import POSTINGS_SCHEMA
 from letitwag.tables import FrequencyTable
@@ -44,7 +53,7 @@ POSTINGS_NAME = "text_postings.parquet"
 SHARDS_DIR = "shards"
 # what local counting workers start with: the module of the map function and, for ``phrase``
 # mode, the compiled kernel (this driver module and its engine/table imports stay out of them)
-_WORKER_PRELOAD = {"phrase": (TextCountTask.__module__, "letitwag.builders.phrase_kernel_preload"),
+_WORKER_PRELOAD = {"phrase": (TextCountTask.__module__, "letitwag.frequency.text.kernel_preload"),
                    "bag": (TextCountTask.__module__,)}
 
 

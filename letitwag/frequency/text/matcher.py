@@ -4,7 +4,7 @@ Why it is shaped this way: corpora have billions of captions, so nothing here lo
 captions or tokens in Python. Lemmatisation moves off the captions and onto the concepts: every
 concept word is replaced by its lemma, and the vocabulary of *all surface forms* of those lemmas
 (``dog`` -> ``dog``, ``dogs``, ...) is the only set of tokens the matcher cares about. A batch is
-tokenised once (``letitwag.builders.caption_tokens``: vectorised, exactly ``normalize_text``
+tokenised once (``letitwag.frequency.text.tokens``: vectorised, exactly ``normalize_text``
 then split on spaces), each vocabulary token becomes the id of its lemma, and the concepts are
 found with numpy over those lemma ids:
 
@@ -21,7 +21,7 @@ found with numpy over those lemma ids:
 Aliases (``Concept.surface_forms()``) are extra patterns for the same concept.
 
 Two implementations of ``phrase`` mode, with identical results: ``count`` runs the compiled
-one-pass kernel (``letitwag.builders.phrase_kernel``, numba: tokenise, look up, walk the trie
+one-pass kernel (``letitwag.frequency.text.kernel``, numba: tokenise, look up, walk the trie
 and count while each caption is in cache; several times faster than the numpy path), and the numpy path
 above (``_vectorised_window``) stays as its independent cross-check in the tests. ``bag`` mode
 uses the numpy path.
@@ -40,8 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from letitwag.arrow_buffers import string_array
-from letitwag.builders.lemmas import LemmaTable, english_lemmas
-from letitwag.builders.caption_tokens import (
+from letitwag.concepts import Concept, ConceptList
+from letitwag.frequency.text.forms import LemmaTable, english_lemmas
+from letitwag.frequency.text.tokens import (
     Tokens,
     TokenVocabulary,
     normalized_rows,
@@ -50,7 +51,6 @@ from letitwag.builders.caption_tokens import (
     typed_string_chunks,
     unicode_tables,
 )
-from letitwag.concepts import Concept, ConceptList
 
 MODES = ("phrase", "bag")
 MAX_BATCH_ROWS = 131_072
@@ -373,11 +373,11 @@ class _CompiledPhraseTables:
     (UTF-8 bytes, CSR) with their lemma ids and an open-addressing hash table over them, and the
     lemma trie: a dense root, and its deeper edges in an open-addressing table.
 
-    ``phrase_kernel`` (numba) is imported on first use, so importing ``textmatch`` stays light.
+    ``kernel`` (numba) is imported on first use, so importing ``matcher`` stays light.
     """
 
     def __init__(self, surface: dict[str, int], trie: _LemmaTrie, longest_match: bool) -> None:
-        from letitwag.builders import phrase_kernel
+        from letitwag.frequency.text import kernel as phrase_kernel
 
         self.longest_match = longest_match
 
@@ -404,7 +404,7 @@ class _CompiledPhraseTables:
         their hits (rows, concepts; empty unless ``with_hits``) and the rows left over. ``tier``:
         ``ascii`` leaves every row with a non-ASCII byte, ``unicode`` the rows needing
         ``normalize_text`` itself, and ``normalized`` (rows that are ``normalize_text`` output) none."""
-        from letitwag.builders import phrase_kernel
+        from letitwag.frequency.text import kernel as phrase_kernel
 
         unicode_map, unicode_special = unicode_tables() if tier == "unicode" else _NO_UNICODE_TABLES
         classes = phrase_kernel.NORMALIZED_CLASSES if tier == "normalized" else phrase_kernel.RAW_CLASSES

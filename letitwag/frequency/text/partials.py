@@ -2,7 +2,7 @@
 
 Why a module of its own: it is all a counting worker runs, so the workers' fork server imports
 this (the readers, the matcher, numpy and pyarrow) and not the driver's engine, table and
-provenance code. ``letitwag.builders.frequency`` plans the shards, runs this task on them and
+provenance code. ``letitwag.frequency.count`` plans the shards, runs this task on them and
 merges the partials (``counts_decoder``, ``TextPartial.merge``) into the frequency table.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from letitwag.arrow_buffers import primitive_array
-from letitwag.builders.captions import CaptionSlice, ReadStats, read_caption_slice
-from letitwag.builders.textmatch import TextMatcher
+from letitwag.frequency.text.matcher import TextMatcher
+from letitwag.frequency.text.readers import CaptionSlice, ReadStats, read_caption_slice
 
 PARTIAL_FORMAT = "letitwag.text-partial/1"
 _METADATA_KEY = b"letitwag"

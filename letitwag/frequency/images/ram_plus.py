@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from letitwag.builders.tagging.prompts import PromptSet
 from letitwag.concepts import ConceptList
 from letitwag.errors import UserInputError
+from letitwag.frequency.images.prompts import PromptSet
 
 logger = logging.getLogger(__name__)
 

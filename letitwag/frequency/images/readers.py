@@ -15,7 +15,7 @@ Sample ids are chosen to line up with the text side:
   common folder of the parquet inputs;
 - HF datasets: the ``--id-column`` value, else ``<name>/<split>:<row>``.
 
-The last two are the caption readers' defaults (``letitwag.builders.captions``), so tagging the
+The last two are the caption readers' defaults (``letitwag.frequency.text.readers``), so tagging the
 same parquet / dataset that ``letitwag frequency count`` read gives ids that join. An id column is
 never guessed, on either side: pass the same ``--id-column`` to both commands (e.g. ``key`` for
 img2dataset output).
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from letitwag.builders.captions import HF_PREFIX, _id_prefixes, _open_hf
 from letitwag.errors import UserInputError
+from letitwag.frequency.text.readers import HF_PREFIX, _id_prefixes, _open_hf
 
 logger = logging.getLogger(__name__)
 

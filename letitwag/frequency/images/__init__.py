@@ -2,7 +2,7 @@
 
 Usage from Python::
 
-    from letitwag.builders.tagging import build_tagger, tag_images
+    from letitwag.frequency.images import build_tagger, tag_images
     from letitwag.concepts import load_concepts
     tagger = build_tagger("zero-shot", "open_clip:ViT-B-32/laion2b_s34b_b79k", device="cuda")
     table = tag_images(["shards/00000.tar"], load_concepts("let-it-wag"), tagger, "tags/")
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from letitwag.builders.tagging.protocol import Tagger
-from letitwag.builders.tagging.run import tag_images
 from letitwag.errors import UserInputError
+from letitwag.frequency.images.protocol import Tagger
+from letitwag.frequency.images.run import tag_images
 
 TAGGERS = ("zero-shot", "ram-plus")
 
@@ -34,13 +34,13 @@ def build_tagger(
 ) -> Tagger:
     """A tagger by name: ``zero-shot`` (any ``letitwag.models`` encoder spec) or ``ram-plus`` (checkpoint path)."""
     if kind == "zero-shot":
-        from letitwag.builders.tagging.zero_shot import ZeroShotTagger
+        from letitwag.frequency.images.zero_shot import ZeroShotTagger
 
         return ZeroShotTagger(model, prompts, background=background, device=device, precision=precision,
                               cache_dir=cache_dir)
     if kind == "ram-plus":
-        from letitwag.builders.tagging.prompts import load_prompts
-        from letitwag.builders.tagging.ram_plus import RamPlusTagger
+        from letitwag.frequency.images.prompts import load_prompts
+        from letitwag.frequency.images.ram_plus import RamPlusTagger
 
         return RamPlusTagger(model, load_prompts(prompts) if Path(prompts).exists() else None, device=device)
     raise UserInputError(f"unknown tagger {kind!r}: use {' or '.join(TAGGERS)}")

@@ -2,6 +2,6 @@
 text-counting workers: loading the compiled phrase kernel here, once, means each forked worker
 starts counting at once instead of paying numba's ~0.7 s start-up itself."""
 
-from letitwag.builders.textmatch import warm_up_phrase_kernel
+from letitwag.frequency.text.matcher import warm_up_phrase_kernel
 
 warm_up_phrase_kernel()

@@ -41,8 +41,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from letitwag.builders.lemmas import LemmaTable, english_lemmas
 from letitwag.concepts import ConceptList, normalize_text
+from letitwag.frequency.text.forms import LemmaTable, english_lemmas
 
 
 def _pattern_forms(concepts: ConceptList, use_aliases: bool) -> list[list[str]]:

@@ -1,6 +1,6 @@
 """Compiled one-pass ``phrase`` matcher (numba): tokenise, look up, walk the trie, count.
 
-Why a compiled pass: the vectorised numpy path (``caption_tokens`` + ``textmatch``) makes a
+Why a compiled pass: the vectorised numpy path (``tokens`` + ``matcher``) makes a
 dozen passes over every batch (classify bytes, find token bounds, gather keys, hash lookup, trie
 steps, sort hits) and runs at ~300-400k captions per CPU-second. One loop over the Arrow data
 buffer that tokenises, looks tokens up and walks the lemma trie while the caption is in cache
@@ -8,13 +8,13 @@ is several times faster, and keeps the same semantics by construction:
 
 * a token is a maximal run of characters that ``normalize_text`` keeps, lower-cased: ASCII
   through a 256-entry byte table (``[\\W_]+`` separates, ``str.lower`` maps A-Z), other code points
-  through the tables ``caption_tokens`` builds from Python's own ``str.lower``/``str.isalnum``;
+  through the tables ``tokens`` builds from Python's own ``str.lower``/``str.isalnum``;
 * a token is looked up exactly (FNV-1a hash of its normalised UTF-8, then byte comparison) in
   the matcher's vocabulary of surface forms; an unknown token breaks phrase adjacency, as in the
   numpy path;
 * the lemma trie, longest-match filter (a span contained in a strictly longer span is dropped),
   per-concept greedy non-overlapping occurrences and per-caption document de-duplication are
-  those of ``textmatch``.
+  those of ``matcher``.
 
 A caption the tables cannot settle exactly (invalid UTF-8, a code point whose lower-casing
 depends on context, beyond the tables; or any non-ASCII byte when the caller
@@ -30,8 +30,8 @@ import numpy as np
 from numba import njit
 
 # numba compiles these values into the cached kernels, and its cache tracks only this file:
-# changing them in ``caption_tokens`` needs this file touched (or the cache cleared) too
-from letitwag.builders.caption_tokens import MAPPED_THEN_SEPARATOR, NEEDS_NORMALIZE_TEXT
+# changing them in ``tokens`` needs this file touched (or the cache cleared) too
+from letitwag.frequency.text.tokens import MAPPED_THEN_SEPARATOR, NEEDS_NORMALIZE_TEXT
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -258,7 +258,7 @@ def count_phrases(starts, stops, data, first_row, classes, unicode_map, unicode_
 
     ``classes``: ``RAW_CLASSES`` for captions, ``NORMALIZED_CLASSES`` for rows that are
     ``normalize_text`` output already. ``unicode_map``/``unicode_special``: per code point, its
-    normalised code point (0x20 for a separator) and its kind (``caption_tokens.unicode_tables``:
+    normalised code point (0x20 for a separator) and its kind (``tokens.unicode_tables``:
     a code point that needs ``normalize_text`` sends its row to ``fallback``; one followed by a
     word break ends the token after its mapped code point); empty arrays send every row with a
     non-ASCII byte to ``fallback``.

@@ -33,14 +33,20 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from letitwag import __version__
-from letitwag.builders.tagging.protocol import Tagger
-from letitwag.builders.tagging.readers import ImageRecord, ImageShard, decode_image, plan_shards, read_shard
 from letitwag.concepts import ConceptList
 from letitwag.engine.executors import Executor, LocalExecutor
 from letitwag.engine.run import iter_partials, run_shards
 from letitwag.engine.shards import Shard, file_identity, fingerprint, shard_key
 from letitwag.engine.store import ShardStore
 from letitwag.errors import UserInputError
+from letitwag.frequency.images.protocol import Tagger
+from letitwag.frequency.images.readers import (
+    ImageRecord,
+    ImageShard,
+    decode_image,
+    plan_shards,
+    read_shard,
+)
 from letitwag.io import atomic_path
 from letitwag.postings import POSTINGS_SCHEMA
 from letitwag.tables import FrequencyTable

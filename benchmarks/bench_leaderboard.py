@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from letitwag.data import read_bundled_json
-from letitwag.harness.metrics import bundled_frequency_counts, classification_metrics
+from letitwag.harness.metrics import classification_metrics
+from letitwag.tables import paper_counts_by_corpus
 from letitwag.leaderboard.board import Board, init_board
 from letitwag.leaderboard.site import build_site
 from letitwag.leaderboard.validate import validate_submission
@@ -168,7 +169,7 @@ def main() -> int:
     entries = args.entries or (100 if args.quick else 1000)
     per_class = 45 if args.quick else 450
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-leaderboard-"))
-    counts = bundled_frequency_counts()
+    counts = paper_counts_by_corpus()
     labels = np.repeat(np.arange(len(CLASSES)), per_class)
     data = dataset(len(labels))
     results_ok = []

@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -231,6 +231,40 @@ def paper_table(corpus: str, count_type: str = "matched", downstream: str | None
         "downstream": downstream or "all",
     }
     return FrequencyTable(table, provenance)
+
+
+def paper_counts_by_corpus(count_type: str = "matched") -> dict[str, dict[str, int]]:
+    """``corpus -> {concept id: documents}`` from every bundled paper table of ``count_type``."""
+    from letitwag.data import read_bundled_table
+
+    corpora = sorted(set(pc.cast(read_bundled_table("paper_frequencies.parquet")["pretraining"], "string").to_pylist()))
+    counts: dict[str, dict[str, int]] = {}
+    for corpus in corpora:
+        try:
+            counts[corpus] = paper_table(corpus, count_type).counts()
+        except TableError:
+            continue  # not every corpus has every count type
+    return counts
+
+
+def counts_for_classes(class_names: list[str], counts: Mapping[str, int]) -> dict[str, int | None]:
+    """Join class ids to counts by exact id, else by normalised display name (e.g. spacing variants).
+
+    The harness bins accuracy with it and the leaderboard recomputes those bins with it, so the two
+    can never disagree on which count belongs to which class (the paper's files spell
+    ``African rock python`` where Let it Wag! says ``African_rock_python``); ``None`` = no count.
+    """
+    by_form = {}
+    for concept_id, count in counts.items():
+        by_form.setdefault(normalize_text(display_name(concept_id)), count)
+    matched: dict[str, int | None] = {}
+    for name in class_names:
+        if name in counts:
+            matched[name] = int(counts[name])
+        else:
+            found = by_form.get(normalize_text(display_name(name)))
+            matched[name] = int(found) if found is not None else None
+    return matched
 
 
 def log_frequency(documents: int) -> float:

@@ -13,16 +13,13 @@ log10 of its pretraining frequency (bin b holds counts in [10^b, 10^(b+1)); zero
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Mapping
 
 import numpy as np
 
-from letitwag.concepts import display_name, normalize_text
 from letitwag.errors import UserInputError
-
-logger = logging.getLogger(__name__)
+from letitwag.tables import counts_for_classes, paper_counts_by_corpus
 
 TOP_K = 5
 CI_LEVEL = 0.95
@@ -119,38 +116,6 @@ def bootstrap_ci(
     return {name: None if np.isnan(low[i]) else [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
-def bundled_frequency_counts(count_type: str = "matched") -> dict[str, dict[str, int]]:
-    """``corpus -> {concept id: documents}`` from every bundled paper table of ``count_type``."""
-    from letitwag.data import read_bundled_table
-    from letitwag.tables import TableError, paper_table
-
-    import pyarrow.compute as pc
-
-    corpora = sorted(set(pc.cast(read_bundled_table("paper_frequencies.parquet")["pretraining"], "string").to_pylist()))
-    counts: dict[str, dict[str, int]] = {}
-    for corpus in corpora:
-        try:
-            counts[corpus] = paper_table(corpus, count_type).counts()
-        except TableError:
-            logger.debug("no %s table for %s", count_type, corpus)
-    return counts
-
-
-def _match_counts(class_names: list[str], counts: Mapping[str, int]) -> dict[str, int | None]:
-    """Join class ids to counts by exact id, else by normalised display name (e.g. spacing variants)."""
-    by_form = {}
-    for concept_id, count in counts.items():
-        by_form.setdefault(normalize_text(display_name(concept_id)), count)
-    matched: dict[str, int | None] = {}
-    for name in class_names:
-        if name in counts:
-            matched[name] = int(counts[name])
-        else:
-            found = by_form.get(normalize_text(display_name(name)))
-            matched[name] = int(found) if found is not None else None
-    return matched
-
-
 def accuracy_by_frequency_bin(
     per_class_accuracy: Mapping[str, float],
     class_support: Mapping[str, int],
@@ -164,7 +129,7 @@ def accuracy_by_frequency_bin(
     unmatched: dict[str, list[str]] = {}
     names = list(per_class_accuracy)
     for corpus in sorted(frequency_counts):
-        matched = _match_counts(names, frequency_counts[corpus])
+        matched = counts_for_classes(names, frequency_counts[corpus])
         unmatched[corpus] = [name for name in names if matched[name] is None]
         grouped: dict[int, list[str]] = {}
         for name in names:
@@ -207,7 +172,7 @@ def classification_metrics(
     per_class = {class_names[c]: float(hits[c] / support[c]) for c in range(num_classes) if support[c] > 0}
     class_support = {class_names[c]: int(support[c]) for c in range(num_classes) if support[c] > 0}
     if frequency_counts is None:
-        frequency_counts = bundled_frequency_counts()
+        frequency_counts = paper_counts_by_corpus()
     by_bin, unmatched = accuracy_by_frequency_bin(per_class, class_support, frequency_counts)
     metrics = {
         "num_samples": int(labels.shape[0]),

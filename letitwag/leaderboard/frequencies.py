@@ -1,9 +1,9 @@
 """Pretraining frequencies of the board's classes, from the paper's bundled tables.
 
-Both uses go through the harness's metric module so that the board and the harness can never
-disagree on which count belongs to which class: the recompute step hands the metric function
-exactly the bundled tables a claim was binned on, and the site's rarest / most frequent bins use
-the same class-to-count join (exact id, then normalised display name: the paper's files spell
+Both uses go through the join the harness's metrics use (``letitwag.tables.counts_for_classes``),
+so that the board and the harness can never disagree on which count belongs to which class: the
+recompute step hands the metric function exactly the bundled tables a claim was binned on, and the
+site's rarest / most frequent bins use the same class-to-count join (exact id, then normalised display name: the paper's files spell
 ``African rock python`` where Let it Wag! says ``African_rock_python``).
 """
 
@@ -13,21 +13,17 @@ import functools
 from typing import Any, Mapping, Sequence
 
 from letitwag.leaderboard.submission import SubmissionRejected, short_repr
-from letitwag.tables import paper_table
+from letitwag.tables import counts_for_classes, paper_counts_by_corpus, paper_table
 
 
 @functools.lru_cache(maxsize=8)
 def _bundled(count_type: str) -> dict[str, dict[str, int]]:
-    from letitwag.harness.metrics import bundled_frequency_counts
-
-    return bundled_frequency_counts(count_type)
+    return paper_counts_by_corpus(count_type)
 
 
 def concept_frequencies(class_names: Sequence[str], corpus: str, count_type: str = "matched") -> dict[str, int]:
     """class id -> documents in ``corpus`` for every class the paper's table covers."""
-    from letitwag.harness.metrics import _match_counts
-
-    matched = _match_counts(list(class_names), paper_table(corpus, count_type).counts())
+    matched = counts_for_classes(list(class_names), paper_table(corpus, count_type).counts())
     return {name: count for name, count in matched.items() if count is not None}
 
 

@@ -44,9 +44,9 @@ def predict(labels: np.ndarray, seed: int, num_classes: int = NUM_CLASSES) -> tu
 
 @functools.cache
 def bundled_counts() -> dict:
-    from letitwag.harness.metrics import bundled_frequency_counts
+    from letitwag.tables import paper_counts_by_corpus
 
-    return bundled_frequency_counts()
+    return paper_counts_by_corpus()
 
 
 def metrics_for(labels: np.ndarray, topk: np.ndarray, samples: int = BOOTSTRAP, seed: int = 0) -> dict:

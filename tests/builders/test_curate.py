@@ -1,5 +1,9 @@
 """Curation end to end on planted faults: every rejection recorded, conversions, report, determinism."""
 
+import json
+import subprocess
+import sys
+
 import pyarrow.parquet as pq
 from PIL import Image
 
@@ -105,3 +109,22 @@ def test_cli_curate_and_one_line_errors(faulty_candidates, tmp_path, capsys):
     assert "no candidates.parquet here" in capsys.readouterr().err
     assert main(["curate", str(candidates), "--out", str(tmp_path / "o3"), "--outliers"]) == 2
     assert "need an embedding model" in capsys.readouterr().err
+
+
+def test_balancing_that_drops_every_concept_says_so_once_on_stderr_and_in_the_report(faulty_candidates, tmp_path):
+    candidates, _ = faulty_candidates
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "letitwag", "curate", str(candidates), "--out", str(out),
+                             "--per-class", "50", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, result.stderr
+    assert "dropped every concept: all 2 have fewer than --per-class 50" in warnings[0]
+    assert "the largest, 'cat', has 11" in warnings[0] and "--keep-short-classes" in warnings[0]
+    report = json.loads((out / "report.json").read_text())
+    assert report["totals"]["kept"] == 0 and len(report["warnings"]) == 1
+    assert report["warnings"][0] in warnings[0]
+    assert "--keep-short-classes" in (out / "report.md").read_text()
+    assert "--keep-short-classes" in (out / "report.html").read_text()
+    kept = curate(candidates, tmp_path / "kept", CurateConfig(per_class=9, workers=1))
+    assert kept["warnings"] == []  # cat has enough: nothing to warn about

@@ -33,3 +33,18 @@ def balance(frame: pd.DataFrame, per_class: int, seed: int, drop_short_classes: 
         for row in ordered.index[~chosen]:
             outcome.reject(row, f"not drawn by seeded balancing ({per_class} per class, seed {seed})")
     return outcome
+
+
+def dropped_every_concept(alive: pd.DataFrame, outcome: StepOutcome, per_class: int) -> str | None:
+    """The warning for a balancing step that left nothing: every concept was short of ``per_class``.
+
+    Why a warning and not an error: the run is valid (and resumable) and its report shows what
+    each step did, but a dataset of 0 images is almost never what the user meant, and the fix is
+    one flag away, so the message names it.
+    """
+    if alive.empty or len(outcome.rejected) < len(alive):
+        return None
+    sizes = alive.groupby("concept_id").size()
+    return (f"balancing dropped every concept: all {len(sizes)} have fewer than --per-class {per_class} images "
+            f"after curation (the largest, {sizes.idxmax()!r}, has {int(sizes.max())}); pass --keep-short-classes "
+            "to keep them whole, or lower --per-class")

@@ -84,6 +84,7 @@ class Curation:
         self.fingerprint = text_sha256(json.dumps(
             [file_sha256(self.candidates_dir / CANDIDATES_FILE), self.concepts.ids], sort_keys=True))
         self.step_records: list[dict] = []
+        self.warnings: list[str] = []
         self._embeddings = None
 
     @property
@@ -163,6 +164,10 @@ class Curation:
         record["rejected"] = len(outcome.rejected)
         self.step_records.append(record)
         LOGGER.info("%s: %d of %d rejected", step, len(outcome.rejected), len(alive))
+        warning = balance_step.dropped_every_concept(alive, outcome, self.config.per_class) if step == "balance" else None
+        if warning:
+            LOGGER.warning(warning)
+            self.warnings.append(warning)
 
     def _extra_fingerprint(self, step: str) -> dict:
         if step == "review" and self.config.review_file and Path(self.config.review_file).exists():
@@ -207,7 +212,7 @@ class Curation:
             "concepts": self.concepts.to_json(),
         }
         write_curated(self.out_dir, table, provenance)
-        return write_report(self.out_dir, self.frame, self.concepts, self.step_records, self.config)
+        return write_report(self.out_dir, self.frame, self.concepts, self.step_records, self.config, self.warnings)
 
     def _curated_table(self) -> pa.Table:
         frame = self.frame.assign(kept=self.frame["rejected_by"].isna())

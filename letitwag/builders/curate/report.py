@@ -43,7 +43,7 @@ def _thumbnail(out_dir: Path, image_path: str, name: str) -> str | None:
 
 
 def build_report(out_dir: Path, frame: pd.DataFrame, concepts: ConceptList, steps: list[dict],
-                 config: CurateConfig) -> dict:
+                 config: CurateConfig, warnings: list[str] = ()) -> dict:
     """Per-step and per-concept counts, with example rejections (thumbnails written under report/)."""
     for record in steps:
         rejected = frame[frame["rejected_by"] == record["step"]].sort_values("candidate_id").head(EXAMPLES)
@@ -77,6 +77,7 @@ def build_report(out_dir: Path, frame: pd.DataFrame, concepts: ConceptList, step
         "totals": {"candidates": int(len(frame)), "kept": int(frame["rejected_by"].isna().sum()),
                    "concepts": len(concepts),
                    "concepts_kept": sum(1 for c in per_concept.values() if c["kept"] > 0)},
+        "warnings": list(warnings),
         "steps": steps,
         "per_concept": per_concept,
     }
@@ -86,6 +87,7 @@ def _markdown(report: dict) -> str:
     lines = ["# Curation report", "",
              f"{report['totals']['candidates']} candidates -> {report['totals']['kept']} kept images in "
              f"{report['totals']['concepts_kept']} of {report['totals']['concepts']} concepts.", "",
+             *(f"**Warning:** {warning}\n" for warning in report["warnings"]),
              "| # | step | enabled | in | rejected | kept | settings |", "|---|---|---|---|---|---|---|"]
     for number, step in enumerate(report["steps"], start=1):
         settings = {k: v for k, v in step["settings"].items() if k != "enabled"}
@@ -116,6 +118,7 @@ def _html(report: dict) -> str:
              "vertical-align:top}</style></head><body><h1>Curation report</h1>",
              f"<p>{report['totals']['candidates']} candidates &rarr; {report['totals']['kept']} kept images in "
              f"{report['totals']['concepts_kept']} of {report['totals']['concepts']} concepts.</p>",
+             *(f"<p><strong>Warning:</strong> {escape(warning)}</p>" for warning in report["warnings"]),
              "<table><tr><th>step</th><th>enabled</th><th>in</th><th>rejected</th><th>kept</th><th>settings</th></tr>"]
     for step in report["steps"]:
         settings = escape(json.dumps({k: v for k, v in step["settings"].items() if k != "enabled"}, sort_keys=True))
@@ -141,9 +144,9 @@ def _html(report: dict) -> str:
 
 
 def write_report(out_dir: Path, frame: pd.DataFrame, concepts: ConceptList, steps: list[dict],
-                 config: CurateConfig) -> dict:
+                 config: CurateConfig, warnings: list[str] = ()) -> dict:
     """Write ``report.json``, ``report.md`` and ``report.html`` into ``out_dir``; returns the report."""
-    report = build_report(out_dir, frame, concepts, steps, config)
+    report = build_report(out_dir, frame, concepts, steps, config, warnings)
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_text(out_dir / "report.md", _markdown(report))
     atomic_write_text(out_dir / "report.html", _html(report))

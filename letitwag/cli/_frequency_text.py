@@ -70,6 +70,10 @@ def _register_count(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
     parser.add_argument("--mode", default="phrase", choices=["phrase", "bag"],
                         help="phrase: word-bounded lemma phrase match; bag: all concept lemmas anywhere (paper)")
+    parser.add_argument("--forms", default="noun", choices=["noun", "lookup"],
+                        help="phrase/bag: which caption words count for a concept word. noun (default): the word and "
+                        "the tokens spaCy's rule lemmatiser reads as that noun (chickadees, geese, leaves -> leaf); "
+                        "lookup: spaCy's part-of-speech-blind lookup table (is -> be, leaves -> leave), as before")
     parser.add_argument("--longest-match", action="store_true",
                         help="phrase mode: a mention inside a longer concept's mention counts only for the "
                         "longer one ('hot dog' no longer counts for 'dog')")
@@ -128,7 +132,7 @@ def _run_count(args) -> int:
 
     table = count_text(
         args.captions, args.concepts, args.out,
-        mode=args.mode, longest_match=args.longest_match, use_aliases=not args.no_aliases,
+        mode=args.mode, forms=args.forms, longest_match=args.longest_match, use_aliases=not args.no_aliases,
         text_column=args.text_column, id_column=args.id_column, postings=args.postings,
         executor=args.executor, workers=args.workers, ray_address=args.ray_address,
         shard_rows=args.shard_rows, corpus_name=args.corpus_name,

@@ -30,6 +30,7 @@ from letitwag.engine.run import iter_partials, merged, run_shards
 from letitwag.engine.shards import Shard, fingerprint, shard_key
 from letitwag.engine.store import ShardStore, write_failure_reason
 from letitwag.errors import UserInputError
+from letitwag.frequency.text.forms import FORMS_SOURCES, word_forms
 from letitwag.frequency.text.matcher import TextMatcher
 from letitwag.frequency.text.partials import (
     TextCountTask,
@@ -63,6 +64,7 @@ def count_text(
     out_dir: str | Path,
     *,
     mode: str = "phrase",
+    forms: str = "noun",
     longest_match: bool = False,
     use_aliases: bool = True,
     text_column: str | None = None,
@@ -86,13 +88,16 @@ def count_text(
         raise UserInputError("the concept list is empty; give at least one concept")
     if mode not in ("phrase", "bag"):
         raise UserInputError(f"unknown matching mode {mode!r}; use phrase or bag")
+    if forms not in FORMS_SOURCES:
+        raise UserInputError(f"unknown word-form source {forms!r}; use {' or '.join(FORMS_SOURCES)}")
     out_dir = Path(out_dir)
     shard_rows = DEFAULT_SHARD_ROWS if shard_rows is None else shard_rows
     # first: local workers' fork server loads the compiled kernel while the matcher is built here
     engine = make_executor(executor, workers, ray_address, preload=_WORKER_PRELOAD[mode])
     pieces = plan_caption_slices(captions, text_column=text_column, id_column=id_column, shard_rows=shard_rows)
-    task = TextCountTask(TextMatcher(concepts, mode=mode, longest_match=longest_match, use_aliases=use_aliases),
-                         postings)
+    matcher = TextMatcher(concepts, mode=mode, longest_match=longest_match, use_aliases=use_aliases,
+                          forms=word_forms(forms))
+    task = TextCountTask(matcher, postings)
     parameters = task.parameters()
     shards = [
         Shard(

@@ -30,7 +30,7 @@ from letitwag.engine.run import iter_partials, merged, run_shards
 from letitwag.engine.shards import Shard, fingerprint, shard_key
 from letitwag.engine.store import ShardStore, write_failure_reason
 from letitwag.errors import UserInputError
-from letitwag.frequency.text.forms import FORMS_SOURCES, word_forms
+from letitwag.frequency.text.forms import FORMS_SOURCES, english_noun_forms, word_forms
 from letitwag.frequency.text.matcher import TextMatcher
 from letitwag.frequency.text.partials import (
     TextCountTask,
@@ -137,8 +137,11 @@ def count_text(
         "finished": finished.isoformat(),
         "wall_seconds": round(time.perf_counter() - clock, 3),
     }
+    nouns = english_noun_forms()
+    ambiguous = [nouns.pos_ambiguous(concept.surface_forms() if use_aliases else concept.surface_forms()[:1])
+                 for concept in concepts]
     table = FrequencyTable.from_counts(concepts, total.documents.tolist(), total.occurrences.tolist(), name, "text",
-                                       total.rows, provenance)
+                                       total.rows, provenance, pos_ambiguous=ambiguous)
     try:
         path = table.write(out_dir / TABLE_NAME)
     except OSError as error:

@@ -110,3 +110,31 @@ def test_noun_forms_equal_spacys_rule_lemmatizer_on_bundled_concept_words():
             assert (token.lemma_ == word) == (token.text in counted), (word, token.text, token.lemma_)
             checked += 1
     assert checked > 1000
+
+
+def test_pos_ambiguous_marks_words_a_tagger_may_not_read_as_nouns():
+    forms = english_noun_forms()
+    flagged = {text: forms.pos_ambiguous([text]) for text in (
+        "golden retriever", "on", "running", "leaf", "white", "chickadee", "acadian flycatcher", "affenpinscher",
+        "tench")}
+    assert flagged == {"golden retriever": True, "on": True, "running": True, "leaf": True, "white": True,
+                       "chickadee": False, "acadian flycatcher": False, "affenpinscher": False, "tench": False}
+    assert forms.ambiguous_forms("leaf") == {"leaf": ["verb"], "leafs": ["verb"], "leaves": ["verb"]}
+
+
+def test_text_tables_carry_the_flag_and_older_tables_read_with_nulls(tmp_path):
+    import pyarrow.parquet as pq
+
+    from letitwag.frequency.count import count_text
+    from letitwag.tables import FrequencyTable
+
+    (tmp_path / "captions.txt").write_text("three chickadees\nautumn leaves\n")
+    concepts = ConceptList([Concept("chickadee"), Concept("leaf"), Concept("golden_retriever")])
+    table = count_text([tmp_path / "captions.txt"], concepts, tmp_path / "out", workers=1)
+    assert table.table.column("pos_ambiguous").to_pylist() == [False, True, True]
+    assert table.table.column("documents").to_pylist() == [1, 1, 0]
+    old = tmp_path / "old.parquet"
+    pq.write_table(table.table.drop_columns(["pos_ambiguous"]), old)
+    assert FrequencyTable.read(old).table.column("pos_ambiguous").to_pylist() == [None, None, None]
+    paper = FrequencyTable.read("paper:cc3m:text").table.column("pos_ambiguous")
+    assert paper.null_count == len(paper) > 3000

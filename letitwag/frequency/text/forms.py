@@ -203,6 +203,13 @@ class NounForms:
                     found.setdefault(form, []).append(pos)
         return found
 
+    def pos_ambiguous(self, texts: Iterable[str]) -> bool:
+        """Whether some word of these normalised texts (a concept's name and aliases) has a form
+        that is also a verb, adjective or adverb form: a tagger may not read it as a noun, so a
+        fast count can part from ``--mode paper``'s. Deliberately broad (the tables list rare
+        readings too: ``dog`` is a verb there); a concept not flagged rarely parts."""
+        return any(self.ambiguous_forms(word) for text in texts for word in text.split(" ") if word)
+
     @property
     def parameters(self) -> dict:
         return {"forms": "noun", "forms_source": self.name, "forms_version": self.version,

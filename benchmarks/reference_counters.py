@@ -211,12 +211,13 @@ class SpacyInvertedIndex:
         return index
 
     def count(self, captions: Sequence[str | None]) -> np.ndarray:
-        return _intersections(self.build_index(captions), self.queries, self.n_concepts, self.drop_unknown_words)
+        return _sizes(_intersections(self.build_index(captions), self.queries, self.n_concepts,
+                                     self.drop_unknown_words))
 
 
 def _intersections(index: dict[str, set[int]], queries: list[tuple[int, list[str]]], n_concepts: int,
-                   drop_unknown_words: bool) -> np.ndarray:
-    """Documents per concept: the union over its queries of the intersection of the words' sets."""
+                   drop_unknown_words: bool) -> list[set[int]]:
+    """Caption ids per concept: the union over its queries of the intersection of the words' sets."""
     hits: list[set[int]] = [set() for _ in range(n_concepts)]
     for concept, words in queries:
         if drop_unknown_words:
@@ -225,6 +226,10 @@ def _intersections(index: dict[str, set[int]], queries: list[tuple[int, list[str
             continue
         postings = sorted((index.get(word, set()) for word in words), key=len)
         hits[concept] |= set.intersection(*postings)
+    return hits
+
+
+def _sizes(hits: list[set[int]]) -> np.ndarray:
     return np.array([len(h) for h in hits], dtype=np.int64)
 
 
@@ -252,9 +257,13 @@ class PaperInvertedIndex:
         return [{_NOT_LETTERS.sub("", token.lemma_) for token in doc if token.pos_ in ("NOUN", "PROPN")}
                 for doc in self.nlp.pipe(captions, batch_size=self.batch_size)]
 
-    def count(self, captions: Sequence[str]) -> np.ndarray:
+    def postings(self, captions: Sequence[str]) -> list[set[int]]:
+        """Per concept, the positions in ``captions`` of the captions that count."""
         index: dict[str, set[int]] = defaultdict(set)
         for caption_id, nouns in enumerate(self.caption_nouns(captions)):
             for noun in nouns:
                 index[noun].add(caption_id)
         return _intersections(index, self.queries, self.n_concepts, self.drop_unknown_words)
+
+    def count(self, captions: Sequence[str]) -> np.ndarray:
+        return _sizes(self.postings(captions))

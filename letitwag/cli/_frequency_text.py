@@ -13,11 +13,19 @@ from letitwag import cli
 COUNT_DESCRIPTION = """\
 Count how many captions mention each concept (documents) and how often (occurrences).
 
-Matching modes:
-  phrase (default)  lemma-aware, word-bounded, order kept: "dogs" and "dog's" count for
-                    "dog"; "hot dog" counts for both "hot dog" and "dog" unless --longest-match.
-  bag               the paper's semantics: every word of the concept appears as a lemma
-                    anywhere in the caption ("a dog that is hot" counts for "hot dog").
+Matching modes (docs/frequency.md compares them on real captions):
+  phrase (default)  word-bounded, order kept, the last word through its noun forms: "dogs",
+                    "dog's" count for "dog", "geese" for "goose", "golden retrievers" for
+                    "golden retriever"; "hot dog" counts for "hot dog" and "dog" unless
+                    --longest-match. Verb and adjective forms do not count ("is" is not "being").
+  bag               every word of the concept, through its noun forms, anywhere in the caption
+                    ("a dog that is hot" counts for "hot dog").
+  paper             the paper's counting, exactly: a spaCy English pipeline (--spacy-model) tags
+                    the captions, and a caption counts when every word of the concept, lemmatised
+                    as the paper did, is among its NOUN/PROPN lemmas. Only captions the fast
+                    matcher finds could match are tagged. Needs spaCy and an English pipeline.
+The fast modes cannot tell a noun from a verb or adjective of the same spelling: the table's
+pos_ambiguous column marks the concepts where that may matter.
 
 Inputs (--captions, any mix): parquet, CSV, TSV, JSON lines (.jsonl/.ndjson/.json), plain
 text (.txt, one caption per line), webdataset tars (.tar: the .txt member, else the caption
@@ -39,6 +47,8 @@ COUNT_EXAMPLES = """\
   letitwag frequency count --captions captions.tsv --text-column TEXT --id-column key \\
       --concepts let-it-wag --postings --out counts/
   letitwag frequency count --captions shards/ --concepts my_concepts.txt --mode bag --workers 8 --out counts/
+  letitwag frequency count --captions captions.parquet --concepts let-it-wag --mode paper \\
+      --spacy-model en_core_web_lg --out counts-paper/
   letitwag frequency count --captions hf:my-org/captions --concepts imagenet --executor ray \\
       --ray-address auto --out counts/"""
 
@@ -68,12 +78,24 @@ def _register_count(subparsers) -> None:
                         help="concept list: a bundled name (all, let-it-wag, imagenet, cub, ...) or a file "
                         "(letitwag.concepts/1 JSON, CSV/TSV with an id column, or one id per line)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
-    parser.add_argument("--mode", default="phrase", choices=["phrase", "bag"],
-                        help="phrase: word-bounded lemma phrase match; bag: all concept lemmas anywhere (paper)")
+    parser.add_argument("--mode", default="phrase", choices=["phrase", "bag", "paper"],
+                        help="phrase: word-bounded phrase match (default); bag: every concept word anywhere; paper: "
+                        "the paper's tagger-based counting (e.g. --mode paper --spacy-model en_core_web_lg)")
     parser.add_argument("--forms", default="noun", choices=["noun", "lookup"],
                         help="phrase/bag: which caption words count for a concept word. noun (default): the word and "
                         "the tokens spaCy's rule lemmatiser reads as that noun (chickadees, geese, leaves -> leaf); "
-                        "lookup: spaCy's part-of-speech-blind lookup table (is -> be, leaves -> leave), as before")
+                        "lookup: spaCy's part-of-speech-blind lookup table (is -> be, leaves -> leave), the "
+                        "behaviour before noun forms (e.g. --forms lookup)")
+    parser.add_argument("--spacy-model", default=None, metavar="NAME",
+                        help="paper mode: the spaCy pipeline (package name or folder) that tags captions, e.g. "
+                        "en_core_web_lg; unset: en_core_web_lg when installed, else the largest installed English one")
+    parser.add_argument("--unknown-words", default="require", choices=["require", "drop"],
+                        help="paper mode: require (default): a caption needs every word of the concept; drop: as the "
+                        "paper did, words no caption of the corpus holds are dropped from the concept first (so "
+                        "'kite bird of prey' may count every 'kite bird'), e.g. --unknown-words drop")
+    parser.add_argument("--tag-every-caption", action="store_true",
+                        help="paper mode: tag every caption, as the paper did, instead of only those that may "
+                        "count (same counts, many times slower; for checking)")
     parser.add_argument("--longest-match", action="store_true",
                         help="phrase mode: a mention inside a longer concept's mention counts only for the "
                         "longer one ('hot dog' no longer counts for 'dog')")
@@ -133,6 +155,7 @@ def _run_count(args) -> int:
     table = count_text(
         args.captions, args.concepts, args.out,
         mode=args.mode, forms=args.forms, longest_match=args.longest_match, use_aliases=not args.no_aliases,
+        spacy_model=args.spacy_model, unknown_words=args.unknown_words, tag_every_caption=args.tag_every_caption,
         text_column=args.text_column, id_column=args.id_column, postings=args.postings,
         executor=args.executor, workers=args.workers, ray_address=args.ray_address,
         shard_rows=args.shard_rows, corpus_name=args.corpus_name,

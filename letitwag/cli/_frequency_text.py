@@ -55,6 +55,7 @@ COUNT_EXAMPLES = """\
 SHOW_EXAMPLES = """\
   letitwag frequency show counts/text.parquet --rarest 20
   letitwag frequency show counts/text.parquet --concept "golden retriever"
+  letitwag frequency show counts/text.parquet --concept leaf --forms
   letitwag frequency show paper:laion400m:matched --most-frequent 10
   letitwag frequency show paper:cc3m --concept Harriss_Hawk"""
 
@@ -144,6 +145,10 @@ def _register_show(subparsers) -> None:
                         help="keep only this corpus (tables may hold several); unset: all")
     parser.add_argument("--count-type", default=None,
                         help="keep only this count type (text, image, matched, ...); unset: all")
+    parser.add_argument("--forms", action="store_true",
+                        help="with --concept: also list the caption words that count for it in the fast modes, as "
+                        "the table was counted (phrase/bag, noun or lookup forms; the defaults for other tables), "
+                        "and which of them are also verb/adjective/adverb forms, e.g. --concept leaf --forms")
     parser.set_defaults(handler=_run_show)
 
 
@@ -182,10 +187,16 @@ def _run_show(args) -> int:
     table = FrequencyTable.read(args.table)
     if args.corpus is not None or args.count_type is not None:
         table = table.select(corpus=args.corpus, count_type=args.count_type)
+    if args.forms and args.concept is None:
+        raise UserInputError("--forms lists one concept's caption forms: give --concept NAME too")
     if args.concept is not None:
         rows = table.lookup(args.concept)
         if rows.num_rows == 0:
             raise UserInputError(f"{args.table}: no concept {args.concept!r}; try --rarest N to see concept ids")
+        if args.forms:
+            _print_rows(rows)
+            _print_forms(rows, table.provenance)
+            return 0
     elif args.most_frequent is not None:
         rows = table.most_frequent(args.most_frequent)
     else:
@@ -194,9 +205,48 @@ def _run_show(args) -> int:
     return 0
 
 
+def _print_forms(rows, provenance: dict) -> None:
+    """The caption words that count for the concept of ``rows`` in the fast modes."""
+    from letitwag.concepts import Concept, bundled_concepts
+    from letitwag.frequency.text.forms import english_noun_forms, word_forms
+    from letitwag.frequency.text.matcher import caption_forms
+
+    concept_id, name = rows.column("concept_id")[0].as_py(), rows.column("name")[0].as_py()
+    concept = bundled_concepts("all").get(concept_id) or Concept(concept_id, name=name)
+    parameters = provenance.get("parameters", {})
+    counted_as = parameters.get("mode") in ("phrase", "bag")
+    modes = [parameters["mode"]] if counted_as else ["phrase", "bag"]
+    source = parameters.get("forms", "noun") if counted_as else "noun"
+    use_aliases = parameters.get("use_aliases", True) if counted_as else True
+    forms = word_forms(source)
+    origin = "as this table was counted" if counted_as else "the defaults"
+    print(f"\ncaption forms of {concept_id!r} ({origin}: {source} forms, {forms.parameters['forms_source']} "
+          f"{forms.parameters['forms_version']}; case and punctuation ignored):")
+    for mode in modes:
+        rule = "in order, adjacent, last word inflected" if mode == "phrase" else "every word anywhere, each inflected"
+        print(f"  {mode} ({rule}):")
+        for words in caption_forms(concept, mode, forms, use_aliases):
+            print("    " + " ".join(tokens[0] if len(tokens) == 1 else "{" + ", ".join(tokens) + "}"
+                                    for _, tokens in words))
+    nouns = english_noun_forms()
+    ambiguous = {word: found for text in concept.surface_forms()[: None if use_aliases else 1]
+                 for word in text.split(" ") if (found := nouns.ambiguous_forms(word))}
+    if ambiguous:
+        readings = "; ".join(f"{form} ({'/'.join(kinds)})" for found in ambiguous.values() for form, kinds in found.items())
+        print(f"  pos_ambiguous: also verb/adjective/adverb forms: {readings}")
+    else:
+        print("  pos_ambiguous: no (no form is also a verb, adjective or adverb form)")
+    if parameters.get("mode") == "paper":
+        terms = provenance.get("paper", {}).get("terms", {}).get(concept_id)
+        print(f"  this table was counted by --mode paper; its terms for this concept: "
+              f"{', '.join(terms) if terms else 'its lower-cased words'}")
+
+
 def _print_rows(rows) -> None:
-    """An aligned text table of concept, corpus, count type and counts."""
+    """An aligned text table of concept, corpus, count type and counts (and the ambiguity flag where known)."""
     columns = ["concept_id", "corpus", "count_type", "documents", "occurrences", "corpus_size"]
+    if "pos_ambiguous" in rows.column_names and rows.column("pos_ambiguous").null_count < rows.num_rows:
+        columns.append("pos_ambiguous")
     records = [["" if value is None else str(value) for value in row] for row in
                zip(*(rows.column(name).to_pylist() for name in columns))]
     widths = [max([len(name)] + [len(record[i]) for record in records]) for i, name in enumerate(columns)]

@@ -138,3 +138,22 @@ def test_text_tables_carry_the_flag_and_older_tables_read_with_nulls(tmp_path):
     assert FrequencyTable.read(old).table.column("pos_ambiguous").to_pylist() == [None, None, None]
     paper = FrequencyTable.read("paper:cc3m:text").table.column("pos_ambiguous")
     assert paper.null_count == len(paper) > 3000
+
+
+def test_show_forms_lists_what_counts_for_a_concept(tmp_path, capsys):
+    from letitwag import cli
+
+    (tmp_path / "captions.txt").write_text("snow geese\n")
+    concepts = tmp_path / "concepts.txt"
+    concepts.write_text("snow_goose\nleaf\n")
+    out = tmp_path / "out"
+    assert cli.main(["frequency", "count", "--captions", str(tmp_path / "captions.txt"), "--concepts", str(concepts),
+                     "--out", str(out), "--workers", "1", "--mode", "bag"]) == 0
+    capsys.readouterr()
+    assert cli.main(["frequency", "show", str(out / "text.parquet"), "--concept", "snow goose", "--forms"]) == 0
+    printed = capsys.readouterr().out
+    assert "as this table was counted: noun forms" in printed
+    assert "  bag (every word anywhere, each inflected):\n    {snow, snows} {geese, goose, gooses}\n" in printed
+    assert "phrase (" not in printed
+    assert "pos_ambiguous: also verb/adjective/adverb forms: snow (verb); snows (verb); goose (verb)" in printed
+    assert cli.main(["frequency", "show", str(out / "text.parquet"), "--forms"]) == 2

@@ -112,6 +112,14 @@ def concept_word_forms(concept: Concept, mode: str, forms: WordForms, use_aliase
     return patterns
 
 
+def caption_forms(concept: Concept, mode: str, forms: WordForms, use_aliases: bool = True
+                  ) -> list[list[tuple[str, tuple[str, ...]]]]:
+    """What ``letitwag frequency show --forms`` prints: per surface form, each word with the
+    caption tokens (normalised) that count for it."""
+    return [[(word, tuple(sorted({token for key in keys for token in forms.surface_forms(key)}))) for word, keys in words]
+            for words in concept_word_forms(concept, mode, forms, use_aliases)]
+
+
 def _concept_list_hash(concepts: ConceptList) -> str:
     digest = hashlib.sha256()
     for concept in concepts:

@@ -244,26 +244,32 @@ class PaperInvertedIndex:
         self.drop_unknown_words = drop_unknown_words
         self.batch_size = batch_size
         self.n_concepts = len(concepts)
-        self.queries = []
-        for index, concept in enumerate(concepts):
-            terms = {}
-            for word in re.split(r"[_\s]+", concept.name.lower()):
-                for token in nlp(word):  # the paper's dictionary comprehension: the last token's lemma wins
-                    terms[word] = token.lemma_
-            self.queries.append((index, sorted(set(terms.values()))))
+        words = [re.split(r"[_\s]+", concept.name.lower()) for concept in concepts]
+        distinct = sorted({word for per_concept in words for word in per_concept})
+        terms = {}
+        for word, doc in zip(distinct, nlp.pipe(distinct)):  # each word alone, as the paper's nlp(term)
+            for token in doc:  # the paper's dictionary comprehension: the last token's lemma wins
+                terms[word] = token.lemma_
+        self.queries = [(index, sorted({terms[word] for word in per_concept if word in terms}))
+                        for index, per_concept in enumerate(words)]
 
     def caption_nouns(self, captions: Sequence[str]) -> list[set[str]]:
         """Per caption, its NOUN/PROPN lemmas with every character but A-Z, a-z and space removed."""
         return [{_NOT_LETTERS.sub("", token.lemma_) for token in doc if token.pos_ in ("NOUN", "PROPN")}
                 for doc in self.nlp.pipe(captions, batch_size=self.batch_size)]
 
+    def postings_from_nouns(self, nouns: Sequence[set[str]], drop_unknown_words: bool | None = None) -> list[set[int]]:
+        """Per concept, the positions of the captions that count, given each caption's noun set."""
+        index: dict[str, set[int]] = defaultdict(set)
+        for caption_id, found in enumerate(nouns):
+            for noun in found:
+                index[noun].add(caption_id)
+        drop = self.drop_unknown_words if drop_unknown_words is None else drop_unknown_words
+        return _intersections(index, self.queries, self.n_concepts, drop)
+
     def postings(self, captions: Sequence[str]) -> list[set[int]]:
         """Per concept, the positions in ``captions`` of the captions that count."""
-        index: dict[str, set[int]] = defaultdict(set)
-        for caption_id, nouns in enumerate(self.caption_nouns(captions)):
-            for noun in nouns:
-                index[noun].add(caption_id)
-        return _intersections(index, self.queries, self.n_concepts, self.drop_unknown_words)
+        return self.postings_from_nouns(self.caption_nouns(captions))
 
     def count(self, captions: Sequence[str]) -> np.ndarray:
         return _sizes(self.postings(captions))

@@ -119,8 +119,9 @@ def _register_count(subparsers) -> None:
                         help="join a running Ray cluster (e.g. auto, ray://head:10001); its nodes need letitwag "
                         "installed and must see the --captions paths; partials come back to this machine")
     parser.add_argument("--shard-rows", type=int, default=None,
-                        help="rows per shard (default 262,144; a parquet shard is whole row groups unless one group is "
-                        "longer; a webdataset tar is always one shard); smaller shards resume finer")
+                        help="rows per shard (default 262,144, and 16,384 in paper mode; a parquet shard is whole row "
+                        "groups unless one group is longer; a webdataset tar is always one shard); smaller shards "
+                        "resume finer")
     parser.add_argument("--corpus-name", default=None,
                         help="corpus name stored in the table; unset: the first input's name")
     parser.set_defaults(handler=_run_count)

@@ -184,58 +184,49 @@ class _TermForms:
         return {"forms": "paper-prefilter"}
 
 
-class _Candidates:
-    """Which (caption, concept) pairs may count, from the prefilter's (caption, term) hits.
+class _CandidateRows:
+    """Which captions may count for some concept, from the prefilter's (caption, term) hits.
 
-    ``require``: a concept whose bounded terms are all present (every caption if it has none);
-    ``drop``: one with any term present (every caption if one of its terms is unbounded).
-    Concepts with a term that can never be a key count nothing in ``require`` mode.
+    ``require``: a caption holding a form of each bounded term of some concept (every caption,
+    if a concept has no bounded term); ``drop``: one holding a form of any term of some concept
+    (every caption, if one of a concept's terms is unbounded). Concepts with a term that can
+    never be an index key (it has other characters than letters) count nothing in ``require``
+    mode, and are left out here.
     """
 
     def __init__(self, terms: PaperTerms, unknown_words: str) -> None:
         from scipy import sparse
 
-        self.terms = terms
         bounded = [i for i, forms in enumerate(terms.forms) if forms is not None and terms.searchable(i)]
-        self.bounded_index = {term: column for column, term in enumerate(bounded)}
-        rows, columns, everywhere, possible = [], [], [], []
-        for concept, indices in enumerate(terms.concept_terms):
+        column = {term: index for index, term in enumerate(bounded)}
+        rows, columns, needed = [], [], []
+        self.everywhere = False
+        for indices in terms.concept_terms:
             searchable = [i for i in indices if terms.searchable(i)]
             if not searchable or (unknown_words == "require" and len(searchable) < len(indices)):
                 continue
-            possible.append(concept)
-            mine = [self.bounded_index[i] for i in searchable if i in self.bounded_index]
+            mine = [column[i] for i in searchable if i in column]
             if (unknown_words == "require" and not mine) or (unknown_words == "drop" and len(mine) < len(searchable)):
-                everywhere.append(concept)
+                self.everywhere = True
             rows.extend(mine)
-            columns.extend([concept] * len(mine))
-        n_concepts = len(terms.concept_terms)
+            columns.extend([len(needed)] * len(mine))
+            needed.append(len(mine) if unknown_words == "require" else 1)
         self.membership = sparse.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, columns)),
-                                            shape=(max(len(bounded), 1), max(n_concepts, 1)))
-        needed = np.array([len([i for i in terms.concept_terms[c] if i in self.bounded_index])
-                           for c in range(n_concepts)], dtype=np.int64)
-        self.needed = needed if unknown_words == "require" else np.minimum(needed, 1)
-        self.everywhere = np.array(everywhere, dtype=np.int64)
-        self.possible = np.zeros(n_concepts, dtype=bool)
-        self.possible[possible] = True
-        self.prefilter_terms = [terms.terms[i] for i in bounded]
+                                            shape=(max(len(bounded), 1), max(len(needed), 1)))
+        self.needed = np.array(needed or [1], dtype=np.int64)
+        self.bounded = bounded  # the prefilter's terms, in its column order
 
-    def pairs(self, n_rows: int, hit_rows: np.ndarray, hit_terms: np.ndarray) -> dict[int, list[int]]:
-        """row -> candidate concepts (sorted) for a batch of ``n_rows`` captions."""
+    def rows(self, n_rows: int, hit_rows: np.ndarray, hit_terms: np.ndarray) -> np.ndarray:
+        """The candidate rows of a batch of ``n_rows`` captions, sorted."""
         from scipy import sparse
 
+        if self.everywhere:
+            return np.arange(n_rows, dtype=np.int64)
         presence = sparse.csr_matrix((np.ones(len(hit_rows), dtype=np.int32), (hit_rows, hit_terms)),
                                      shape=(max(n_rows, 1), self.membership.shape[0]))
         presence.data[:] = 1
         overlap = (presence @ self.membership).tocoo()
-        keep = (overlap.data >= self.needed[overlap.col]) & self.possible[overlap.col]
-        candidates: dict[int, list[int]] = collections.defaultdict(list)
-        for row, concept in zip(overlap.row[keep].tolist(), overlap.col[keep].tolist()):
-            candidates[row].append(concept)
-        if len(self.everywhere):
-            for row in range(n_rows):
-                candidates[row].extend(self.everywhere.tolist())
-        return {row: sorted(set(concepts)) for row, concepts in candidates.items()}
+        return np.unique(overlap.row[overlap.data >= self.needed[overlap.col]]).astype(np.int64)
 
 
 class PaperCountTask:
@@ -244,6 +235,8 @@ class PaperCountTask:
     It carries the concepts' terms and the prefilter matcher built by the driver; each worker
     loads the spaCy pipeline once (``pipelines.load_pipeline``) and checks it is the version
     the driver described, so no shard is tagged by a different model than the run records.
+    A tagged caption counts for every concept whose terms its nouns hold, whichever concept
+    made it a candidate.
     """
 
     def __init__(self, concepts: ConceptList, terms: PaperTerms, pipeline: dict, unknown_words: str,
@@ -257,13 +250,21 @@ class PaperCountTask:
         self.postings = postings
         self.prefilter = prefilter
         self.batch_size = batch_size
-        self.candidates = _Candidates(terms, unknown_words)
+        self.candidates = _CandidateRows(terms, unknown_words)
         by_pattern: dict[str, set[str]] = collections.defaultdict(set)
-        for term in self.candidates.bounded_index:
+        for term in self.candidates.bounded:
             by_pattern[terms.terms[term].lower()].update(terms.forms[term])
-        term_concepts = ConceptList([Concept(f"term:{term}", name=term.lower()) for term in self.candidates.prefilter_terms])
+        term_concepts = ConceptList([Concept(f"term:{terms.terms[term]}", name=terms.terms[term].lower())
+                                     for term in self.candidates.bounded])
         self.matcher = TextMatcher(term_concepts, use_aliases=False,
                                    forms=_TermForms({term: tuple(sorted(forms)) for term, forms in by_pattern.items()}))
+        # term -> (concept, bit) of each concept holding it; and each concept's full mask
+        holders: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+        for concept, indices in enumerate(terms.concept_terms):
+            for bit, term in enumerate(indices):
+                holders[terms.terms[term]].append((concept, 1 << bit))
+        self.holders = dict(holders)
+        self.full = [(1 << len(indices)) - 1 for indices in terms.concept_terms]
 
     def parameters(self) -> dict:
         """What the partials depend on, for provenance and shard fingerprints."""
@@ -289,46 +290,40 @@ class PaperCountTask:
         tagged = 0
         for batch in read_caption_slice(piece, stats, with_ids=self.postings):
             captions = batch.column("caption")
-            candidates = self._candidates(captions)
-            rows = sorted(candidates)
-            texts = captions.take(primitive_array(np.array(rows, dtype=np.int64))).to_pylist()
+            rows = self._candidate_rows(captions)
+            texts = captions.take(primitive_array(rows)).to_pylist()
             too_long = [text is not None and len(text) > nlp.max_length for text in texts]
             if any(too_long):
                 stats.skipped[TOO_LONG] += sum(too_long)
             kept = [index for index, text in enumerate(texts) if text and not too_long[index]]  # nulls: counted skips
-            rows = [rows[index] for index in kept]
-            texts = [texts[index] for index in kept]
-            tagged += len(texts)
+            tagged += len(kept)
             batch_hits: list[int] = []
-            for row, doc in zip(rows, nlp.pipe(texts, batch_size=self.batch_size)):
-                keys = {noun_key(token.lemma_) for token in doc if token.pos_ in NOUN_TAGS}
-                for concept in candidates[row]:
-                    mask = self._mask(concept, keys)
-                    if mask:
-                        counts[concept, mask] += 1
-                        if self.postings:
-                            hit_keys.append((concept, mask))
-                            batch_hits.append(row)
+            for index, doc in zip(kept, nlp.pipe([texts[index] for index in kept], batch_size=self.batch_size)):
+                for concept, mask in self._masks(doc):
+                    counts[concept, mask] += 1
+                    if self.postings:
+                        hit_keys.append((concept, mask))
+                        batch_hits.append(int(rows[index]))
             if self.postings and batch_hits:
                 hit_ids.append(batch.column("sample_id").take(primitive_array(np.array(batch_hits, dtype=np.int64))))
         return _encode_paper_partial(counts, stats, tagged, hit_keys if self.postings else None, hit_ids)
 
-    def _candidates(self, captions) -> dict[int, list[int]]:
+    def _candidate_rows(self, captions) -> np.ndarray:
         if not self.prefilter:
-            possible = np.flatnonzero(self.candidates.possible).tolist()
-            return {row: possible for row in range(len(captions))}
+            return np.arange(len(captions), dtype=np.int64)
         found = self.matcher.count(captions)
-        return self.candidates.pairs(len(captions), found.hit_rows, found.hit_concepts)
+        return self.candidates.rows(len(captions), found.hit_rows, found.hit_concepts)
 
-    def _mask(self, concept: int, keys: set[str]) -> int:
-        """Which of the concept's terms the caption holds, as bits; 0 where it does not count."""
-        indices = self.terms.concept_terms[concept]
-        mask = 0
-        for bit, term in enumerate(indices):
-            if self.terms.terms[term] in keys:
-                mask |= 1 << bit
-        full = (1 << len(indices)) - 1
-        return mask if mask == full or (self.unknown_words == "drop" and mask) else 0
+    def _masks(self, doc) -> list[tuple[int, int]]:
+        """(concept, present mask) of the concepts the caption counts for (``require``: all terms
+        held; ``drop``: any), from its NOUN/PROPN index keys."""
+        masks: dict[int, int] = collections.defaultdict(int)
+        for key in {noun_key(token.lemma_) for token in doc if token.pos_ in NOUN_TAGS}:
+            for concept, bit in self.holders.get(key, ()):
+                masks[concept] |= bit
+        if self.unknown_words == "drop":
+            return sorted(masks.items())
+        return sorted((concept, mask) for concept, mask in masks.items() if mask == self.full[concept])
 
 
 def _encode_paper_partial(counts: collections.Counter, stats: ReadStats, tagged: int, hit_keys, hit_ids) -> bytes:

@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     ids, captions = read_caption_lines(args.captions, args.limit)
     args.out.mkdir(parents=True, exist_ok=True)
     corpus = args.out / "captions.parquet"
-    pq.write_table(pa.table({"sample_id": ids, "caption": captions}), corpus)
+    # row groups of one shard each: a shard then decodes only its own rows
+    pq.write_table(pa.table({"sample_id": ids, "caption": captions}), corpus, row_group_size=args.shard_rows)
     results.update(captions=len(captions), corpus=str(args.captions), pipeline=pipeline)
     print(f"\ncorpus: {len(captions):,} captions from {args.captions}; pipeline {pipeline}", flush=True)
 
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     pq.write_table(pa.table({"sample_id": ids[:1], "caption": captions[:1]}), one)
     repeated = args.out / f"captions-x{args.speed_repeat}.parquet"
     pq.write_table(pa.table({"sample_id": [f"{copy}/{i}" for copy in range(args.speed_repeat) for i in ids],
-                             "caption": captions * args.speed_repeat}), repeated)
+                             "caption": captions * args.speed_repeat}), repeated, row_group_size=args.shard_rows)
     sizes = {"corpus": len(captions), "one caption": 1, f"corpus x{args.speed_repeat}": len(captions) * args.speed_repeat}
     files = {"corpus": corpus, "one caption": one, f"corpus x{args.speed_repeat}": repeated}
     runs = {}

@@ -33,17 +33,13 @@ def count_command(captions, concepts_file, out_dir) -> list[str]:
             "--workers", "2", "--postings"]
 
 
-def test_kill_9_mid_run_then_rerun_reuses_finished_shards_and_writes_identical_bytes(tmp_path, concepts):
-    captions = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(200), name=f"part-{i}") for i in range(3)]
-    total_shards = 3 * -(-len(repeat_corpus(200)) // SHARD_ROWS)  # 3 files x 10 shards
-    concepts_file = tmp_path / "concepts.json"
-    concepts.write(concepts_file)
-    out = tmp_path / "killed"
-    process = subprocess.Popen(count_command(captions, concepts_file, out), cwd=tmp_path, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_after(command: list[str], cwd, out, finished_shards: int) -> dict[str, int]:
+    """Start ``command``, ``kill -9`` it once ``finished_shards`` shards are done; their markers."""
+    process = subprocess.Popen(command, cwd=cwd, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while len(markers(out)) < 3 and process.poll() is None and time.monotonic() < deadline:
+        while len(markers(out)) < finished_shards and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
@@ -53,7 +49,16 @@ def test_kill_9_mid_run_then_rerun_reuses_finished_shards_and_writes_identical_b
         except ProcessLookupError:
             pass
     assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed: make it longer"
-    finished = markers(out)
+    return markers(out)
+
+
+def test_kill_9_mid_run_then_rerun_reuses_finished_shards_and_writes_identical_bytes(tmp_path, concepts):
+    captions = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(200), name=f"part-{i}") for i in range(3)]
+    total_shards = 3 * -(-len(repeat_corpus(200)) // SHARD_ROWS)  # 3 files x 10 shards
+    concepts_file = tmp_path / "concepts.json"
+    concepts.write(concepts_file)
+    out = tmp_path / "killed"
+    finished = kill_after(count_command(captions, concepts_file, out), tmp_path, out, 3)
     assert 3 <= len(finished) < total_shards
     assert not (out / "text.parquet").exists()
 
@@ -184,21 +189,7 @@ def test_kill_9_mid_paper_run_then_rerun_gives_the_uninterrupted_bytes(tmp_path,
     out = tmp_path / "killed"
     command = count_command(captions, concepts_file, out) + ["--mode", "paper", "--spacy-model", PAPER_MODEL]
     command[command.index("--shard-rows") + 1] = "24"
-    process = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while len(markers(out)) < 2 and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed: make it longer"
-    finished = markers(out)
+    finished = kill_after(command, tmp_path, out, 2)
     assert 2 <= len(finished) < 15
     rerun = command[3:]
     rerun[rerun.index("--workers") + 1] = "1"

@@ -69,7 +69,7 @@ class WordForms(Protocol):
         """Name and version, for provenance and shard fingerprints."""
 
 
-def _is_token(text: str) -> bool:
+def is_token(text: str) -> bool:
     """Whether ``text`` is one normalised token, the only thing a caption token can be."""
     return bool(text) and text == normalize_text(text) and " " not in text
 
@@ -176,7 +176,7 @@ class NounForms:
         """The word itself and every normalised token spaCy's noun lemmatiser maps to it, sorted."""
         cache = self._cache
         if word not in cache:
-            cache[word] = tuple(sorted({word} | {form for form in self.noun.inflections(word) if _is_token(form)}))
+            cache[word] = tuple(sorted({word} | {form for form in self.noun.inflections(word) if is_token(form)}))
         return cache[word]
 
     @functools.cached_property
@@ -274,7 +274,7 @@ def _usable_entries(raw: dict[str, str]) -> dict[str, str]:
     keys (``Afghans``) can never be hit and are dropped, exactly as spaCy would miss them."""
     usable: dict[str, str] = {}
     for key, value in raw.items():
-        if not _is_token(key):
+        if not is_token(key):
             continue
         lemma = normalize_text(value)
         if lemma and " " not in lemma and lemma != key:

@@ -41,9 +41,9 @@ import pyarrow as pa
 from letitwag.arrow_buffers import primitive_array
 from letitwag.concepts import Concept, ConceptList
 from letitwag.errors import UserInputError
-from letitwag.frequency.text.forms import RuleLemmatizer, _is_token
+from letitwag.frequency.text.forms import RuleLemmatizer, is_token
 from letitwag.frequency.text.matcher import TextMatcher
-from letitwag.frequency.text.partials import group_postings, read_partial_table, write_partial
+from letitwag.frequency.text.partials import group_postings, partial_metadata, read_partial_table, write_partial
 from letitwag.frequency.text.readers import CaptionSlice, ReadStats, read_caption_slice
 
 logger = logging.getLogger(__name__)
@@ -108,8 +108,8 @@ class PaperTerms:
         described = {}
         for concept, indices in zip(concepts, self.concept_terms):
             terms = [self.terms[i] for i in indices]
-            if terms != list(dict.fromkeys(_CONCEPT_WORD_SPLIT.split(concept.name.lower()))) or not all(
-                    self.searchable(i) for i in indices):
+            words = [word for word in _CONCEPT_WORD_SPLIT.split(concept.name.lower()) if word]
+            if terms != list(dict.fromkeys(words)) or not all(self.searchable(i) for i in indices):
                 described[concept.id] = terms
         return described
 
@@ -148,9 +148,7 @@ class _PrefilterForms:
                 if lemma is None:
                     continue
                 for pattern in entry["patterns"]:
-                    token = pattern[entry.get("index", 0)]
-                    text = token.get("LOWER", token.get("ORTH"))
-                    listed = [text] if isinstance(text, str) else (text or {}).get("IN") if isinstance(text, dict) else None
+                    listed = _listed_texts(pattern[entry.get("index", 0)])
                     if listed is None:
                         unbounded.add(lemma)
                     else:
@@ -164,7 +162,18 @@ class _PrefilterForms:
         forms = {lowered} | self.ruler.get(term, set())
         for lemmatizer in self.lemmatizers:
             forms |= lemmatizer.inflections(lowered)
-        return tuple(sorted(token for token in {form.lower() for form in forms} if _is_token(token)))
+        return tuple(sorted(token for token in {form.lower() for form in forms} if is_token(token)))
+
+
+def _listed_texts(token_pattern: dict) -> list[str] | None:
+    """The texts an attribute-ruler token pattern accepts (``LOWER``/``ORTH``: a string or
+    ``{"IN": [...]}``); None when it accepts texts it does not list (``REGEX``, no text at all)."""
+    text = token_pattern.get("LOWER", token_pattern.get("ORTH"))
+    if isinstance(text, str):
+        return [text]
+    if isinstance(text, dict) and set(text) == {"IN"}:
+        return list(text["IN"])
+    return None
 
 
 class _TermForms:
@@ -358,7 +367,7 @@ class PaperPartial:
     @staticmethod
     def decode(data: bytes) -> "PaperPartial":
         table = read_partial_table(data)
-        metadata = json.loads(table.schema.metadata[b"letitwag"])
+        metadata = partial_metadata(table)
         keys = zip(table.column("concept_index").to_pylist(), table.column("present_mask").to_pylist())
         counts = collections.Counter(dict(zip(keys, table.column("documents").to_pylist())))
         return PaperPartial(counts, metadata["rows"], metadata["tagged"], collections.Counter(metadata["skipped"]))

@@ -113,12 +113,17 @@ def read_partial_table(data: bytes) -> pa.Table:
     return pa.ipc.open_file(pa.py_buffer(data)).read_all()
 
 
+def partial_metadata(table: pa.Table) -> dict:
+    """The rows read, skips (and any mode's extras) stored in a partial's schema."""
+    return json.loads(table.schema.metadata[_METADATA_KEY])
+
+
 def counts_decoder(n_concepts: int):
     """The driver's decoder of stored partials into ``TextPartial`` (for ``n_concepts`` concepts)."""
 
     def decode(data: bytes) -> TextPartial:
         table = read_partial_table(data)
-        metadata = json.loads(table.schema.metadata[_METADATA_KEY])
+        metadata = partial_metadata(table)
         index = table.column("concept_index").to_numpy()
         documents = np.zeros(n_concepts, dtype=np.int64)
         occurrences = np.zeros(n_concepts, dtype=np.int64)

@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     differ_from_words = set(terms.described(concepts))
     lists = {"all": all_ids, "let-it-wag": bundled_concepts("let-it-wag").ids, "imagenet": bundled_concepts("imagenet").ids}
     fast_results = {}
+    per_concept: dict[str, dict[str, int]] = {"paper": paper_counts}
     for source, forms in (("lookup", english_lemmas()), ("noun", english_noun_forms())):
         for mode in ("phrase", "bag"):
             counted = TextMatcher(concepts, mode=mode, forms=forms).count(batch, with_hits=False).documents
@@ -324,12 +325,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label}:")
             for group, found in fast_results[label].items():
                 print(f"    {group:58s} {share(found)}")
-            if source == "noun" and mode == "phrase":
-                worst = sorted((i for i in groups["all, not pos_ambiguous"] if fast[i] != paper_counts[i]),
-                               key=lambda i: -abs(fast[i] - paper_counts[i]))[:15]
-                print("    largest differences among concepts not flagged (fast, paper): " + ", ".join(
-                    f"{i} {fast[i]}/{paper_counts[i]}" for i in worst))
+            if source == "noun":
+                per_concept[mode] = fast
+                for group in ("all, not pos_ambiguous", "all, pos_ambiguous"):
+                    worst = sorted((i for i in groups[group] if fast[i] != paper_counts[i]),
+                                   key=lambda i: -abs(fast[i] - paper_counts[i]))[:12]
+                    print(f"    largest differences, {group[5:]} (fast/paper): " + ", ".join(
+                        f"{i} {fast[i]}/{paper_counts[i]}" for i in worst))
     results["fast_vs_paper"] = fast_results
+    results["per_concept"] = {i: {**{name: counts[i] for name, counts in per_concept.items()},
+                                  "pos_ambiguous": flagged[i]} for i in all_ids}
     unflagged = fast_results["--forms noun phrase"]["all, not pos_ambiguous"]["within_10pct"]
     unflagged_bag = fast_results["--forms noun bag"]["all, not pos_ambiguous"]["within_10pct"]
     print(f"  goal: not pos_ambiguous >= {GOAL_UNFLAGGED_WITHIN:.0%} within 10%: phrase {unflagged:.1%}, bag "

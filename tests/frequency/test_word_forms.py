@@ -54,6 +54,15 @@ def test_verb_and_adjective_forms_no_longer_count():
     assert (lookup["running"], lookup["standing"], lookup["being"], lookup["leave"]) == (1, 1, 1, 2)
 
 
+def test_adjective_forms_count_only_with_the_lookup_table():
+    concepts = ConceptList([Concept("white"), Concept("old")])
+    captions = ["whiter than snow", "the oldest house", "whites and olds"]
+    noun = TextMatcher(concepts).count(captions)
+    assert noun.documents.tolist() == [1, 1]  # only the noun plurals "whites", "olds"
+    lookup = TextMatcher(concepts, forms=english_lemmas()).count(captions)
+    assert lookup.documents.tolist() == [2, 2]  # "whiter" -> "white", "oldest" -> "old"
+
+
 def test_gerund_concepts_take_their_own_plural_only():
     assert documents(["runnings", "standings", "beings"]) == {
         **{c.id: 0 for c in CONCEPTS}, "running": 1, "standing": 1, "being": 1}

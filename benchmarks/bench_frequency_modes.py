@@ -14,7 +14,10 @@ Claims (issue 13), on a real caption corpus (Flickr8k's 40,460 captions by defau
   plural noun, maps it to the word (>= 99.5% of (concept, form) pairs; the failures are listed);
 * speed: ``--mode paper`` end to end with 2 local workers, each run in a fresh process, for the
   Let it Wag! list and for all 4,127 concepts, against tagging every caption (the paper's way:
-  ``--tag-every-caption``, same engine and workers); goal >= 20x for the Let it Wag! list.
+  ``--tag-every-caption``, same engine and workers); goal >= 20x for the Let it Wag! list. Both
+  sides pay the same fixed start-up (spaCy imported, the pipeline loaded: seconds), which a
+  40,000-caption corpus does not amortise, so the Let it Wag! pair also runs, both sides end to
+  end, on the corpus repeated ``--speed-repeat`` times (default 5: 202,300 captions).
 
 Usage:
     python benchmarks/bench_frequency_modes.py --captions Flickr8k.token.txt
@@ -36,7 +39,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from bench_frequency import ProcessTreeSampler
@@ -194,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="local workers of the timed runs (default 2)")
     parser.add_argument("--shard-rows", type=int, default=4096,
                         help="rows per shard of the --mode paper runs (default 4,096: a 40k corpus keeps 2 workers busy)")
-    parser.add_argument("--speed-repeat", type=int, default=20,
-                        help="the corpus repeated this many times for the Let it Wag! speed run (default 20)")
+    parser.add_argument("--speed-repeat", type=int, default=5,
+                        help="the corpus repeated this many times for the Let it Wag! speed pair, both sides end to end "
+                        "(default 5; tagging every caption runs at a few hundred captions/s, so each unit costs minutes)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/frequency-modes"), help="scratch folder")
     parser.add_argument("--json", type=Path, help="also write every number (and every failure) to this JSON file")
     parser.add_argument("--count-child", help=argparse.SUPPRESS)  # internal: one timed run (JSON arguments)
@@ -259,18 +262,17 @@ def main(argv: list[str] | None = None) -> int:
                  for drop in (False, True)}
     print(f"  {direct_seconds:.1f} s ({len(captions) / direct_seconds:,.0f} captions/s, 1 process)", flush=True)
 
-    one = args.out / "one-caption.parquet"
-    pq.write_table(pa.table({"sample_id": ids[:1], "caption": captions[:1]}), one)
     repeated = args.out / f"captions-x{args.speed_repeat}.parquet"
     pq.write_table(pa.table({"sample_id": [f"{copy}/{i}" for copy in range(args.speed_repeat) for i in ids],
                              "caption": captions * args.speed_repeat}), repeated, row_group_size=args.shard_rows)
-    sizes = {"corpus": len(captions), "one caption": 1, f"corpus x{args.speed_repeat}": len(captions) * args.speed_repeat}
-    files = {"corpus": corpus, "one caption": one, f"corpus x{args.speed_repeat}": repeated}
+    bigger = f"corpus x{args.speed_repeat}"
+    sizes = {"corpus": len(captions), bigger: len(captions) * args.speed_repeat}
+    files = {"corpus": corpus, bigger: repeated}
     runs = {}
     plan = [("all", "require", False, "corpus"), ("all", "drop", False, "corpus"),
             ("let-it-wag", "require", False, "corpus"), ("let-it-wag", "require", True, "corpus"),
-            ("all", "require", True, "corpus"), ("let-it-wag", "require", False, "one caption"),
-            ("let-it-wag", "require", True, "one caption"), ("let-it-wag", "require", False, f"corpus x{args.speed_repeat}")]
+            ("all", "require", True, "corpus"), ("let-it-wag", "require", False, bigger),
+            ("let-it-wag", "require", True, bigger)]
     print(f"--mode paper end to end, {args.workers} local workers, --shard-rows {args.shard_rows}, each run in a fresh "
           "process:", flush=True)
     for name, unknown, every, data in plan:
@@ -320,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
                       "all, not pos_ambiguous, paper reads the words as written": [
                           i for i in all_ids if not flagged[i] and i not in differ_from_words],
                       "all, not pos_ambiguous, count >= 10 in either": [
-                          i for i in all_ids if not flagged[i] and max(fast[i], paper_counts[i]) >= 10]}
+                          i for i in all_ids if not flagged[i] and max(fast[i], paper_counts[i]) >= 10],
+                      "all, not pos_ambiguous, words as written, count >= 10": [
+                          i for i in all_ids if not flagged[i] and i not in differ_from_words
+                          and max(fast[i], paper_counts[i]) >= 10]}
             fast_results[label] = {group: agreement(fast, paper_counts, members) for group, members in groups.items()}
             print(f"  {label}:")
             for group, found in fast_results[label].items():
@@ -348,20 +353,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  end to end, {name:10s}: {len(captions) / fast_run['seconds']:9,.0f} against "
               f"{len(captions) / slow_run['seconds']:7,.0f} captions/s: {speed[name]:5.1f}x "
               f"(tagged {fast_run['captions_tagged']:,} of {len(captions):,})")
-    # a run's fixed start-up (spaCy imported in the driver and the fork server, the pipeline loaded,
-    # the concepts' terms lemmatised) is the one-caption run; what each caption costs is the rest
-    startup = {every: runs[f"let-it-wag require{' tag-every-caption' if every else ''}, one caption"]["seconds"]
-               for every in (False, True)}
-    big = runs[f"let-it-wag require, corpus x{args.speed_repeat}"]
-    per_caption_fast = (big["seconds"] - startup[False]) / big["captions"]
-    per_caption_slow = (runs["let-it-wag require tag-every-caption"]["seconds"] - startup[True]) / len(captions)
-    speed["let-it-wag, start-up excluded"] = per_caption_slow / per_caption_fast
-    print(f"  start-up excluded, let-it-wag: {1 / per_caption_fast:,.0f} captions/s (on the corpus x{args.speed_repeat}, "
-          f"less the one-caption run's {startup[False]:.1f} s) against {1 / per_caption_slow:,.0f} (less "
-          f"{startup[True]:.1f} s): {speed['let-it-wag, start-up excluded']:.0f}x")
-    print(f"  goal >= {GOAL_SPEEDUP:.0f}x for the Let it Wag! list: end to end "
-          f"{'MET' if speed['let-it-wag'] >= GOAL_SPEEDUP else 'NOT MET'}, start-up excluded "
-          f"{'MET' if speed['let-it-wag, start-up excluded'] >= GOAL_SPEEDUP else 'NOT MET'}")
+    fast_big, slow_big = (runs[f"let-it-wag require{' tag-every-caption' if every else ''}, {bigger}"] for every in (False, True))
+    speed[f"let-it-wag, {bigger}"] = slow_big["seconds"] / fast_big["seconds"]
+    print(f"  end to end, let-it-wag, {bigger} ({fast_big['captions']:,} captions): "
+          f"{fast_big['captions'] / fast_big['seconds']:9,.0f} against {slow_big['captions'] / slow_big['seconds']:7,.0f} "
+          f"captions/s: {speed[f'let-it-wag, {bigger}']:5.1f}x (tagged {fast_big['captions_tagged']:,})")
+    print(f"  goal >= {GOAL_SPEEDUP:.0f}x for the Let it Wag! list: on the corpus "
+          f"{'MET' if speed['let-it-wag'] >= GOAL_SPEEDUP else 'NOT MET'}, on the {bigger} "
+          f"{'MET' if speed[f'let-it-wag, {bigger}'] >= GOAL_SPEEDUP else 'NOT MET'}")
     print(f"  the paper's computation in one process (above): {len(captions) / direct_seconds:,.0f} captions/s")
     results["speedup"] = speed
     print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes share them)")

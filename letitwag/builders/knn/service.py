@@ -21,7 +21,7 @@ import numpy as np
 
 from letitwag.builders.knn.batching import MicroBatcher
 from letitwag.builders.knn.protocol import DEDUP_THRESHOLD, UNSUPPORTED_FLAGS, KnnRequest
-from letitwag.builders.knn.store import KnnIndex
+from letitwag.builders.knn.store import KnnIndex, set_search_threads
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class ServiceLimits:
     image_url_timeout: float = 10.0
     text_cache_size: int = 65_536
     max_batch: int = 64
+    search_threads: int = 1
 
 
 def near_duplicate_positions(vectors: np.ndarray, threshold: float = DEDUP_THRESHOLD) -> np.ndarray:
@@ -140,7 +141,8 @@ class KnnService:
         self.limits = limits or ServiceLimits()
         self.inline_images = inline_images
         self._runners = {spec: _EncoderRunner(encoder, self.limits) for spec, encoder in (encoders or {}).items()}
-        self._search = MicroBatcher(self._search_batch, self.limits.max_batch, "knn-search")
+        self._search = MicroBatcher(self._search_batch, self.limits.max_batch, "knn-search",
+                                    initializer=lambda: set_search_threads(self.limits.search_threads))
         self._http = None
 
     # --- public --------------------------------------------------------------------------

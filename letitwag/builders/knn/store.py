@@ -127,10 +127,32 @@ class KnnIndex:
         return taken.to_pylist()
 
 
+# faiss (1.15) scans with one vector product per query below this many queries per call, and with a
+# matrix product (BLAS) above it. Its default, 128,000 queries, means a server's batches of a few to
+# 64 queries never reach the matrix product: each query then streams the whole flat index through
+# memory on its own, ~8 ms for 100k x 512 on one core, against ~1.2 ms per query in a batch of
+# 64 (benchmarks/bench_knn.py). From 3 queries on, one shared pass over the vectors is cheaper.
+BLAS_MIN_QUERIES = 3
+
+
+def set_search_threads(threads: int) -> None:
+    """faiss's threads for searches made on the calling thread.
+
+    OpenMP's thread count is a per-thread setting: a search thread started later gets the
+    process default (all cores), so each server worker would run as many OpenMP threads as
+    there are cores and the workers would spin against each other. Call this on the thread
+    that searches.
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+
+
 def open_index(directory: str | Path, name: str | None = None) -> KnnIndex:
     """Open a finished index read-only with its vectors memory-mapped."""
     import faiss
 
+    faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES
     directory = Path(directory)
     config = read_config(directory)
     vectors_path, metadata_path = directory / VECTORS_FILE, directory / METADATA_FILE

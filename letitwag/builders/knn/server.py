@@ -20,6 +20,7 @@ from letitwag.builders.knn.protocol import (
     INDICES_PATH,
     KNN_PATH,
     METADATA_PATH,
+    RECALL_HEADER,
     UNSUPPORTED_HEADER,
     parse_request,
 )
@@ -107,6 +108,16 @@ async def _read_body(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def recall_header(details: list[dict]) -> str:
+    """``name=recall@k`` per index, e.g. ``laion=0.934@40,local=exact``."""
+    parts = []
+    for item in details:
+        recall = item["recall"]
+        value = "exact" if recall.get("exact") else f"{recall.get('recall_at_k')}@{recall.get('k')}"
+        parts.append(f"{item['name']}={value}")
+    return ",".join(parts)
+
+
 def create_app(service: KnnService, max_body_bytes: int = 32 * 1024 * 1024):
     """The ASGI app: clip-retrieval's endpoints plus ``GET /health`` (indices, unsupported flags, worker pid)."""
     from starlette.applications import Starlette
@@ -163,7 +174,13 @@ def create_app(service: KnnService, max_body_bytes: int = 32 * 1024 * 1024):
             return error(400, f"bad /metadata request ({type(problem).__name__}: {problem}); send {{ids: [...]}}")
 
     async def indices(request):
-        return JSONResponse(service.index_names())
+        """clip-retrieval's answer (a list of names) unless ``?details=true`` asks for our richer one.
+
+        The measured recall also travels in a header, so clients that only know the list see it.
+        """
+        if request.query_params.get("details", "").lower() in ("1", "true", "yes"):
+            return JSONResponse(service.index_details())
+        return JSONResponse(service.index_names(), headers={RECALL_HEADER: recall_header(service.index_details())})
 
     async def health(request):
         return JSONResponse(service.info() | {"worker_pid": os.getpid()})

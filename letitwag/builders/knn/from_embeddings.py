@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from letitwag.builders.knn.embeddings import EmbeddingShard, find_shards, normalise
-from letitwag.builders.knn.index_choice import REFINE_K_FACTOR, IndexPlan, choose_index
+from letitwag.builders.knn.index_choice import REFINE_K_FACTORS, IndexPlan, choose_index
 from letitwag.builders.knn.recall import ExactTopK, QuerySet, measure, tune_depth
 from letitwag.builders.knn.store import (
     CONFIG_FILE,
@@ -300,17 +300,19 @@ def _exact_topk(work: _Work, shards: list[EmbeddingShard], queries: np.ndarray, 
 def _recall_record(out: Path, config: dict, sets: list[QuerySet], exact: ExactTopK,
                    options: EmbeddingBuildOptions) -> dict:
     """Open the index as served, pick the search depth on the tuning set, measure every other set."""
+    import faiss
+
     index = read_vectors(out, config)
     k = options.recall_k
     bounds = np.cumsum([0] + [len(s.vectors) for s in sets])
     exact_of = {s.name: exact.ids[bounds[i]:bounds[i + 1]] for i, s in enumerate(sets)}
     tuning = sets[0]
-    params, curve = tune_depth(index, tuning, exact_of[tuning.name], k, options.target_recall,
-                               fixed=config["search_params"])
-    params = config["search_params"] | params
+    k_factors = REFINE_K_FACTORS if config["plan"]["refine"] else (0,)
+    params, curve = tune_depth(index, tuning, exact_of[tuning.name], k, options.target_recall, k_factors)
+    faiss.ParameterSpace().set_index_parameters(index, ",".join(f"{key}={v}" for key, v in params.items()))
     record = {"k": k, "target": options.target_recall, "exact": False, "search_params": params,
               "tuning": {"queries": len(tuning.vectors), "source": tuning.source,
-                         "recall_by_depth": {str(d): r for d, r in curve.items()}},
+                         "recall_by_setting": curve},
               "sets": {}}
     for query_set in sets[1:]:
         record["sets"][query_set.name] = {
@@ -374,7 +376,7 @@ def build_from_embeddings(embeddings: str | Path, out: str | Path, metadata: str
         raise UserInputError(f"{embeddings}: metadata changed during the build ({written} rows for {count} vectors)")
     config = {"model": options.model, "embeddings": str(Path(embeddings).resolve()), "modality": options.modality,
               "factory": plan.factory, "plan": plan.to_json(), "synthetic": False, "build": record,
-              "index_type": plan.kind, "search_params": {"k_factor_rf": REFINE_K_FACTOR} if plan.refine else {}}
+              "index_type": plan.kind, "search_params": {}}
     if plan.kind == "flat":
         recall = {"exact": True, "k": options.recall_k, "search_params": {}}
     else:

@@ -9,7 +9,9 @@ faiss's own ``index_factory``:
   fits the budget: recall 1 by construction;
 * otherwise inverted lists of product-quantised codes, ``IVF{nlist},PQ{m}x8``, ``nlist`` a power
   of two near 4 sqrt(N) (faiss's guideline is 4-16 sqrt(N)), capped so that k-means stays a few
-  minutes on a small machine. PQ codes alone cap recall@40 near 0.7 on CLIP-like data (nearby
+  minutes on a small machine; from 1,000 lists a vector's list is found through an HNSW graph
+  over the centroids (``IVF{nlist}_HNSW32``, as autofaiss does): assigning 10M vectors to 4,096
+  centroids exhaustively is 40 TFLOP, through the graph about a tenth. PQ codes alone cap recall@40 near 0.7 on CLIP-like data (nearby
   neighbours fall into the same codes), so, budget allowing, the candidates are re-ranked with
   finer scalar-quantised copies of the vectors (``SQ8``: one byte per dimension, ``SQ4``: half a
   byte), faiss's ``IndexRefine``: the first of ``PLANS`` whose size
@@ -36,11 +38,12 @@ MIN_IVF_VECTORS = 10_000  # below this PQ's 256-centroid codebooks cannot be tra
 # (refine codec, its bytes per dimension, PQ code bytes), most accurate first.
 PLANS = (("SQ8", 1.0, 64), ("SQ8", 1.0, 32), ("SQ4", 0.5, 64), ("SQ4", 0.5, 32),
          (None, 0, 256), (None, 0, 128), (None, 0, 64), (None, 0, 48), (None, 0, 32), (None, 0, 16), (None, 0, 8))
-REFINE_K_FACTOR = 8  # re-rank 8 k PQ candidates (320 for clip-retrieval's 40 results)
+REFINE_K_FACTORS = (8, 16, 32)  # re-rank 8 k PQ candidates (320 for 40 results), more if recall needs it
 ID_BYTES = 8
 HNSW_NEIGHBOURS = 32
-MAX_NLIST = 8_192  # k-means over 8k centroids trains in minutes on 2 cores; 16k+ took far longer
-TRAIN_POINTS_PER_LIST = 64  # faiss warns under 39; autofaiss uses 31-100
+MAX_NLIST = 4_096  # k-means over 4k centroids of 512-d trains in about a minute on 2 cores; 16k would take 16x
+TRAIN_POINTS_PER_LIST = 50  # faiss warns under 39; autofaiss uses 31-100
+HNSW_QUANTIZER_FROM = 1_000  # autofaiss's rule: from 1000 lists, find a vector's lists with an HNSW graph
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,8 @@ def _ivfpq(count: int, dim: int, budget: int) -> IndexPlan:
         size = int(count * (m + ID_BYTES + refine_bytes * dim)) + nlist * dim * 4
         if m < dim and dim % m == 0 and size <= budget:
             detail = f"re-ranked with {refine} codes" if refine else "no re-ranking (raise the budget for it)"
-            return IndexPlan("ivfpq", f"IVF{nlist},PQ{m}x8", min(count, nlist * TRAIN_POINTS_PER_LIST), size,
+            quantizer = f"IVF{nlist}_HNSW32" if nlist >= HNSW_QUANTIZER_FROM else f"IVF{nlist}"
+            return IndexPlan("ivfpq", f"{quantizer},PQ{m}x8", min(count, nlist * TRAIN_POINTS_PER_LIST), size,
                              f"{m}-byte PQ codes, {detail}: fits {budget / 2**30:.2f} GiB", refine)
     raise UserInputError(f"even {PLANS[-1][2]}-byte codes for {count:,} vectors exceed --max-index-memory "
                          f"{budget / 2**30:.2f} GiB; raise it")

@@ -18,6 +18,7 @@ import numpy as np
 
 NPROBE_LADDER = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
 EF_SEARCH_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+MAX_TUNED_NPROBE = 64  # past this, a larger re-ranking factor is tried first
 
 
 @dataclass
@@ -79,6 +80,8 @@ def ladder_for(index) -> tuple[str, tuple[int, ...]]:
     if isinstance(index, faiss.IndexRefine):
         index = index.base_index
     if faiss.try_extract_index_ivf(index) is not None:
+        if "HNSW" in type(faiss.extract_index_ivf(index).quantizer).__name__:
+            return "nprobe+quantizer", tuple(v for v in NPROBE_LADDER if v <= faiss.extract_index_ivf(index).nlist)
         nlist = faiss.extract_index_ivf(index).nlist
         return "nprobe", tuple(v for v in NPROBE_LADDER if v <= nlist)
     if "HNSW" in type(index).__name__:
@@ -87,10 +90,12 @@ def ladder_for(index) -> tuple[str, tuple[int, ...]]:
 
 
 def tune_depth(index, tune: QuerySet, exact_ids: np.ndarray, k: int, target: float,
-               fixed: dict | None = None) -> tuple[dict, dict]:
-    """Smallest depth whose recall on ``tune`` reaches ``target`` (else the deepest); (params, curve).
+               k_factors: tuple[int, ...] = (0,)) -> tuple[dict, dict]:
+    """Cheapest search setting whose recall on ``tune`` reaches ``target`` (else the best); (params, curve).
 
-    ``fixed`` parameters (e.g. the re-ranking ``k_factor``) are set alongside each depth tried.
+    Depths are tried in increasing order; for a re-ranked index each re-ranking factor in
+    ``k_factors`` (``k_factor_rf``, 0 = not re-ranked) in turn, a larger one only when the
+    smaller could not reach the target up to ``MAX_TUNED_NPROBE`` lists.
     """
     import faiss
 
@@ -99,14 +104,22 @@ def tune_depth(index, tune: QuerySet, exact_ids: np.ndarray, k: int, target: flo
         return {}, {}
     space = faiss.ParameterSpace()
     curve: dict = {}
-    others = "".join(f",{key}={value}" for key, value in (fixed or {}).items())
-    for value in ladder:
-        space.set_index_parameters(index, f"{name}={value}{others}")
-        _, found = index.search(tune.vectors, k + 1)
-        curve[value] = round(recall_at_k(found, exact_ids, tune.self_ids, k), 4)
-        if curve[value] >= target:
-            break
-    return {name: value}, curve
+    best: tuple[float, dict] = (-1.0, {})
+    for k_factor in k_factors:
+        params = {"k_factor_rf": k_factor} if k_factor else {}
+        steps = ladder if k_factor == k_factors[-1] else tuple(v for v in ladder if v <= MAX_TUNED_NPROBE)
+        for value in steps:
+            trial = params | ({"nprobe": value, "quantizer_efSearch": 2 * value} if name == "nprobe+quantizer"
+                              else {name: value})
+            space.set_index_parameters(index, ",".join(f"{key}={v}" for key, v in trial.items()))
+            _, found = index.search(tune.vectors, k + 1)
+            recall = round(recall_at_k(found, exact_ids, tune.self_ids, k), 4)
+            curve[",".join(f"{key}={v}" for key, v in trial.items())] = recall
+            if recall > best[0]:
+                best = (recall, trial)
+            if recall >= target:
+                return trial, curve
+    return best[1], curve
 
 
 def measure(index, query_set: QuerySet, exact_ids: np.ndarray, k: int) -> float:

@@ -107,13 +107,15 @@ def main() -> int:
     with open(run / "build.log", "w") as log:
         result = subprocess.run(command, stderr=log)
     build_s = time.perf_counter() - started
-    peak_rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_rss_gb, build_cpu_s = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime
     if result.returncode != 0:
         print((run / "build.log").read_text()[-3000:])
         return 1
     config = json.loads((index_dir / "index.json").read_text())
     recall = config["recall"]
-    print(f"build: {build_s:.0f} s wall, peak RSS {peak_rss_gb:.2f} GB, index {config['factory']} "
+    print(f"build: {build_s:.0f} s wall, {build_cpu_s:.0f} CPU-s (robust to other load: wall on an idle 2-core "
+          f"machine ~ CPU-s / 2), peak RSS {peak_rss_gb:.2f} GB, index {config['factory']} "
           f"+ {config['plan']['refine']} re-ranking, {disk_bytes(index_dir) / 2**30:.2f} GiB on disk, "
           f"search params {config['search_params']}", flush=True)
     print("recall by search setting on the tuning queries:", json.dumps(recall["tuning"]["recall_by_setting"]),
@@ -128,7 +130,8 @@ def main() -> int:
             load = bench_knn.measure(index_dir, f"{args.count:,} x {args.dim}", args.dim, load_args, Path(tmp),
                                      np.load(run / "heldout.npy"), 0.0, ["--no-model"])
 
-    checks = [("build time", f"{build_s / 60:.1f} min", "< 20 min", build_s < TARGET_BUILD_S),
+    checks = [("build time (wall; CPU time / 2 in brackets)", f"{build_s / 60:.1f} ({build_cpu_s / 120:.1f}) min",
+               "< 20 min", build_s < TARGET_BUILD_S),
               ("peak RSS", f"{peak_rss_gb:.2f} GB", "< 8 GB", peak_rss_gb < TARGET_RSS_GB),
               (f"recall@{recall['k']} held-out (1,000 from the distribution)", f"{heldout:.3f}", ">= 0.90",
                heldout >= TARGET_RECALL),

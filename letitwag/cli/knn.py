@@ -79,7 +79,8 @@ def register(subparsers) -> None:
         description="Serve one or more indices built by `letitwag knn build`, memory-mapped. Text and image queries "
         "are embedded with each index's model; embedding_input queries need none. The flags use_safety_model, "
         "use_violence_detector, use_mclip and aesthetic_score are accepted but not applied; responses name them "
-        "in the X-Letitwag-Unsupported header. GET /health lists indices and sizes.",
+        "in the X-Letitwag-Unsupported header. GET /indices-list names each index's recall against exact search in "
+        "the X-Letitwag-Recall header (GET /indices-list?details=true: as JSON); GET /health lists indices and sizes.",
         examples=SERVE_EXAMPLES,
     )
     serve.add_argument("index", nargs="+", help="index directory, or NAME=DIR to choose its indice_name")

@@ -115,13 +115,11 @@ def _query_sets(shards: list[EmbeddingShard], count: int, options: EmbeddingBuil
     """Tuning queries (indexed vectors, leave-one-out) first, then the evaluation sets."""
     rng = np.random.default_rng(options.seed)
     own = options.tune_queries + (0 if options.recall_queries else options.sample_queries)
-    ids = np.sort(rng.choice(count, size=min(own, count), replace=False))
-    rng.shuffle(ids)
-    tune_ids, sample_ids = ids[: options.tune_queries], ids[options.tune_queries:]
-    sets = [QuerySet("tuning", _gather_rows(shards, np.sort(tune_ids)), np.sort(tune_ids),
-                     "indexed vectors, leave-one-out")]
+    ids = rng.choice(count, size=min(own, count), replace=False)
+    tune_ids, sample_ids = np.sort(ids[: options.tune_queries]), np.sort(ids[options.tune_queries:])
+    sets = [QuerySet("tuning", _gather_rows(shards, tune_ids), tune_ids, "indexed vectors, leave-one-out")]
     if not options.recall_queries:
-        sets.append(QuerySet("sample", _gather_rows(shards, np.sort(sample_ids)), np.sort(sample_ids),
+        sets.append(QuerySet("sample", _gather_rows(shards, sample_ids), sample_ids,
                              "indexed vectors, leave-one-out (not the tuning ones)"))
     dim = shards[0].dim
     for name, path in options.recall_queries.items():

@@ -35,9 +35,10 @@ from letitwag.errors import UserInputError
 INDEX_TYPES = ("auto", "flat", "ivfpq", "hnsw")
 FLAT_MAX_VECTORS = 200_000
 MIN_IVF_VECTORS = 10_000  # below this PQ's 256-centroid codebooks cannot be trained well
-# (refine codec, its bytes per dimension, PQ code bytes), most accurate first.
-PLANS = (("SQ8", 1.0, 64), ("SQ8", 1.0, 32), ("SQ4", 0.5, 64), ("SQ4", 0.5, 32),
-         (None, 0, 256), (None, 0, 128), (None, 0, 64), (None, 0, 48), (None, 0, 32), (None, 0, 16), (None, 0, 8))
+# (refine codec, its bytes per dimension, PQ code sizes to try), most accurate first: behind a
+# re-ranking stage the PQ codes only pick candidates, so they stay small.
+PLANS = (("SQ8", 1.0, (64, 32, 16, 8)), ("SQ4", 0.5, (64, 32, 16, 8)),
+         (None, 0, (256, 128, 64, 48, 32, 24, 16, 8)))
 REFINE_K_FACTORS = (8, 16, 32)  # re-rank 8 k PQ candidates (320 for 40 results), more if recall needs it
 ID_BYTES = 8
 HNSW_NEIGHBOURS = 32
@@ -92,14 +93,14 @@ def _ivfpq(count: int, dim: int, budget: int) -> IndexPlan:
         raise UserInputError(f"{count:,} vectors are too few to train product quantisers "
                              f"(at least {MIN_IVF_VECTORS:,}); use --index-type flat")
     nlist = _nlist(count)
-    for refine, refine_bytes, m in PLANS:
+    for refine, refine_bytes, m in ((r, b, m) for r, b, sizes in PLANS for m in sizes):
         size = int(count * (m + ID_BYTES + refine_bytes * dim)) + nlist * dim * 4
         if m < dim and dim % m == 0 and size <= budget:
             detail = f"re-ranked with {refine} codes" if refine else "no re-ranking (raise the budget for it)"
             quantizer = f"IVF{nlist}_HNSW32" if nlist >= HNSW_QUANTIZER_FROM else f"IVF{nlist}"
             return IndexPlan("ivfpq", f"{quantizer},PQ{m}x8", min(count, nlist * TRAIN_POINTS_PER_LIST), size,
                              f"{m}-byte PQ codes, {detail}: fits {budget / 2**30:.2f} GiB", refine)
-    raise UserInputError(f"even {PLANS[-1][2]}-byte codes for {count:,} vectors exceed --max-index-memory "
+    raise UserInputError(f"even {PLANS[-1][2][-1]}-byte codes for {count:,} vectors exceed --max-index-memory "
                          f"{budget / 2**30:.2f} GiB; raise it")
 
 

@@ -183,18 +183,36 @@ class KnnIndex:
     def __len__(self) -> int:
         return int(self.vectors.ntotal)
 
+    @property
+    def exact(self) -> bool:
+        return str(self.config.get("index_type", "flat")).lower() == "flat"
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Inner-product top-``k`` for a batch ``[B, D]``; ids are -1 past the index size."""
-        return self.vectors.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self)))
+        similarities, ids, _ = self.search_and_reconstruct(queries, k)
+        return similarities, ids
 
     def search_and_reconstruct(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``search`` plus the stored (for ivfpq: decoded) vector of every result, for de-duplication.
 
         Inverted-list indices decode results from the lists they were found in, so no id-to-list
-        map (80 MB per 10M vectors, built at every start) is needed.
+        map (80 MB per 10M vectors, built at every start) is needed. An exact index re-scores its
+        candidates in float64: faiss sums a batch of 3+ queries with a matrix product and a smaller
+        one with vector products, whose float32 roundings differ, and a query's answer must not
+        depend on which other queries shared its batch.
         """
-        return self.vectors.search_and_reconstruct(np.ascontiguousarray(queries, dtype=np.float32),
-                                                   min(k, len(self)))
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = min(k, len(self))
+        if not self.exact:
+            return self.vectors.search_and_reconstruct(queries, k)
+        fetched = min(k + RESCORE_MARGIN, len(self))
+        _, ids, stored = self.vectors.search_and_reconstruct(queries, fetched)
+        scores = np.einsum("bd,bkd->bk", queries.astype(np.float64), stored.astype(np.float64))
+        scores[ids < 0] = -np.inf
+        order = np.lexsort((ids, -scores), axis=1)[:, :k]  # equal scores: the smaller id first
+        take = lambda array: np.take_along_axis(array, order, axis=1)  # noqa: E731
+        return (take(scores).astype(np.float32), take(ids),
+                np.take_along_axis(stored, order[:, :, None], axis=1))
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of ``ids`` (flat and HNSW indices)."""
@@ -217,6 +235,7 @@ class KnnIndex:
 # memory on its own, ~8 ms for 100k x 512 on one core, against ~1.2 ms per query in a batch of
 # 64 (benchmarks/bench_knn.py). From 3 queries on, one shared pass over the vectors is cheaper.
 BLAS_MIN_QUERIES = 3
+RESCORE_MARGIN = 8  # extra candidates an exact index re-scores, so near-ties at rank k settle the same way
 
 
 def set_search_threads(threads: int) -> None:

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
                         help="folder holding img_emb/ (or text_emb/) of N.npy shards, float16 or float32, or that "
                         "folder itself, e.g. laion_emb/ or laion_emb/img_emb")
     build.add_argument("--metadata", default=None,
-                       help="folder of metadata_N.parquet beside the shards (default: metadata/ next to img_emb/)")
+                       help="folder of metadata_N.parquet; None means metadata/ beside img_emb/ (both layouts)")
     build.add_argument("--model", default=None,
                        help="encoder spec, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k; with --embeddings optional: "
                        "the model that made them, so the server can embed text/image queries")
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     build.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
                        help="--embeddings: flat (exact), ivfpq (compressed, lists on disk), hnsw (graph, in memory) "
                        "or auto: flat up to 200,000 vectors when it fits --max-index-memory, else ivfpq")
-    build.add_argument("--max-index-memory", default="4G",
+    build.add_argument("--max-index-memory", default="8G",
                        help="--embeddings: budget for the index, e.g. 4G or 512M; sets the ivfpq code size")
     build.add_argument("--recall-k", type=int, default=40,
                        help="--embeddings: k of the recall@k measured against exact search, e.g. 40")

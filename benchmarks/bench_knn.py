@@ -268,6 +268,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=250.0,
                         help="offered load in queries/s spread over the clients (open loop); 0 = closed loop")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--search-threads", type=int, default=1, help="faiss threads per worker's batched search")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -285,7 +286,8 @@ def main() -> int:
                   f"load: {args.clients} clients, {args.requests} embedding_input requests, {offered}, "
                   f"{args.workers} worker(s)", flush=True)
             results.append(measure(args.index, f"{config['index_type']} {config['count']:,} x {config['dim']}",
-                                   config["dim"], args, folder, queries, 0.0, ["--no-model"]))
+                                   config["dim"], args, folder, queries, 0.0,
+                                   ["--no-model", "--search-threads", str(args.search_threads)]))
         else:
             print(f"load: {args.clients} clients, {args.requests} requests per width, {offered}, "
                   f"{args.text_fraction:.0%} text / rest embedding_input, num_images {args.num_images}, "
@@ -297,7 +299,8 @@ def main() -> int:
                 index_dir = make_index(folder, args.count, dim, args.seed)
                 print(f"dim {dim}: synthetic flat index of {args.count:,} random unit vectors built in "
                       f"{time.perf_counter() - started:.1f} s", flush=True)
-                results.append(measure(index_dir, f"dim {dim}", dim, args, folder, queries, args.text_fraction, []))
+                results.append(measure(index_dir, f"dim {dim}", dim, args, folder, queries, args.text_fraction,
+                                       ["--search-threads", str(args.search_threads)]))
     print(f"\n| {'index':<28} | q/s    | p50 ms | p95 ms | p99 ms | errors | server CPU ms/request | result |")
     print(f"|{'-' * 30}|--------|--------|--------|--------|--------|-----------------------|--------|")
     for r in results:

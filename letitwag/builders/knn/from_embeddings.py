@@ -255,12 +255,17 @@ def _hnsw_index(work: _Work, shards: list[EmbeddingShard], plan: IndexPlan):
 
 
 def _assemble_vectors(work: _Work, out: Path, plan: IndexPlan, shards: list[EmbeddingShard]) -> None:
+    """Move or merge the partials into ``out``; safe to repeat after a kill part-way (moves are checked)."""
     import faiss
 
+    def move(name: str, target: str) -> None:
+        if work.path(name).exists():
+            os.replace(work.path(name), out / target)
+
     if plan.kind == "flat":
-        os.replace(work.path("flat.index"), out / VECTORS_FILE)
+        move("flat.index", VECTORS_FILE)
     elif plan.kind == "hnsw":
-        os.replace(work.path("hnsw.index"), out / VECTORS_FILE)
+        move("hnsw.index", VECTORS_FILE)
     else:
         from faiss.contrib.ondisk import merge_ondisk
 
@@ -271,7 +276,7 @@ def _assemble_vectors(work: _Work, out: Path, plan: IndexPlan, shards: list[Embe
         merge_ondisk(index, parts, str(out / LISTS_FILE))
         atomic_write_with(out / VECTORS_FILE, lambda tmp: faiss.write_index(index, str(tmp)))
         if plan.refine:
-            os.replace(work.path("refine.index"), out / REFINE_FILE)
+            move("refine.index", REFINE_FILE)
 
 
 def _metadata_tables(shards: list[EmbeddingShard]):
@@ -351,12 +356,10 @@ def build_from_embeddings(embeddings: str | Path, out: str | Path, metadata: str
     if plan.kind == "ivfpq" and todo:
         trained, refine = _train(work, plan, shards, count, options.seed)
         codes = _CodesFile(work.path("refine.index"), refine, count) if refine is not None else None
-    elif plan.kind == "hnsw":
+    elif plan.kind == "hnsw" and todo:
         hnsw = _hnsw_index(work, shards, plan)
         todo = [s for s in shards if not work.done(s)]
-    elif plan.kind == "flat":
-        import faiss
-
+    elif plan.kind == "flat" and todo:
         codes = _CodesFile(work.path("flat.index"), faiss.IndexFlatIP(dim), count)
     if len(todo) < len(shards):
         logger.info("resuming: %d of %d shards already indexed", len(shards) - len(todo), len(shards))

@@ -90,7 +90,7 @@ def main() -> int:
     started = time.perf_counter()
     write_laion_layout(pool, args.count, args.dim, args.shard_size, args.seed,
                        progress=lambda done, total: print(f"  data shard {done}/{total}", flush=True))
-    print(f"data: {args.count:,} x {args.dim} float16 in {pool} ({disk_bytes(pool) / 2**30:.1f} GiB on disk), "
+    print(f"data: {args.count:,} x {args.dim} float16 ({args.count * args.dim * 2 / 2**30:.1f} GiB) in {pool}, "
           f"{time.perf_counter() - started:.0f} s (generation is not part of the build time)", flush=True)
     embeddings = size_view(pool, run / "emb", args.count, args.shard_size)
     np.save(run / "heldout.npy", distribution.sample(1000, stream=-1))

@@ -43,10 +43,13 @@ def _write_card(folder: Path, kind: str, seed: int) -> None:
     )
 
 
-def build_tiny_open_clip(folder: str | Path, seed: int = 0) -> str:
+def build_tiny_open_clip(folder: str | Path, seed: int = 0, embed_dim: int | None = None) -> str:
     """A tiny open_clip architecture (``ARCH.json`` registered via ``add_model_config``) + safetensors.
 
     The folder also holds ``open_clip_config.json``, so ``open_clip:local-dir:FOLDER`` works too.
+    ``embed_dim`` gives the tiny towers a real model's output width (512 for ViT-B/32, 768 for
+    ViT-L/14) where a test or benchmark needs that width; the architecture is then named
+    ``letitwag-tiny-random-clip-DIM`` so both widths can be registered in one process.
     """
     import open_clip
     import torch
@@ -54,19 +57,22 @@ def build_tiny_open_clip(folder: str | Path, seed: int = 0) -> str:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / f"{TINY_OPEN_CLIP_ARCH}.json", TINY_OPEN_CLIP_CONFIG)
+    config, arch = TINY_OPEN_CLIP_CONFIG, TINY_OPEN_CLIP_ARCH
+    if embed_dim is not None and embed_dim != config["embed_dim"]:
+        config, arch = dict(config, embed_dim=embed_dim), f"{arch}-{embed_dim}"
+    atomic_write_json(folder / f"{arch}.json", config)
     atomic_write_json(
         folder / "open_clip_config.json",
-        {"model_cfg": TINY_OPEN_CLIP_CONFIG,
+        {"model_cfg": config,
          "preprocess_cfg": {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}},
     )
     open_clip.add_model_config(str(folder))
     torch.manual_seed(seed)
-    model = open_clip.create_model(TINY_OPEN_CLIP_ARCH, pretrained=None)
+    model = open_clip.create_model(arch, pretrained=None)
     checkpoint = folder / "open_clip_model.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
     _write_card(folder, "open_clip", seed)
-    return f"open_clip:{TINY_OPEN_CLIP_ARCH}/{checkpoint}"
+    return f"open_clip:{arch}/{checkpoint}"
 
 
 def write_clip_tokenizer_files(folder: str | Path) -> Path:

@@ -25,8 +25,11 @@ _STOP = object()
 class MicroBatcher:
     """Call ``function(items) -> results`` (same length, same order) on batches of submitted items."""
 
-    def __init__(self, function: Callable[[list], Sequence], max_batch: int = 64, name: str = "batcher") -> None:
+    def __init__(self, function: Callable[[list], Sequence], max_batch: int = 64, name: str = "batcher",
+                 initializer: Callable[[], None] | None = None) -> None:
+        """``initializer`` runs first on the batch thread, for per-thread settings such as OpenMP's thread count."""
         self._function = function
+        self._initializer = initializer
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -46,6 +49,8 @@ class MicroBatcher:
         self._thread.join(timeout=10)
 
     def _loop(self) -> None:
+        if self._initializer is not None:
+            self._initializer()
         while True:
             first = self._queue.get()
             if first is _STOP:

@@ -22,6 +22,11 @@ must agree on field names, defaults and meaning, and both must match clip-retrie
                        the response names them in the ``X-Letitwag-Unsupported`` header
 =====================  ========================================================================
 
+``GET /indices-list`` answers clip-retrieval's JSON list of index names, with each index's recall
+against exact search in the ``X-Letitwag-Recall`` header (``name=0.93@40`` or ``name=exact``);
+``GET /indices-list?details=true`` answers ``[{name, index_type, factory, count, dim, model,
+search_params, recall}]`` instead.
+
 Exactly one of ``text``, ``image``, ``image_url``, ``embedding_input`` must be non-empty
 (clip-retrieval silently picks the first; we refuse an ambiguous query). The answer is a JSON
 list ``[{"id", "similarity", "url", "caption", "image_path", ...}]`` best first.
@@ -37,6 +42,7 @@ KNN_PATH = "/knn-service"
 INDICES_PATH = "/indices-list"
 METADATA_PATH = "/metadata"
 UNSUPPORTED_HEADER = "X-Letitwag-Unsupported"
+RECALL_HEADER = "X-Letitwag-Recall"  # on GET /indices-list: name=recall@k (or exact) per index
 QUERY_FIELDS = ("text", "image", "image_url", "embedding_input")
 # Flags a clip-retrieval backend applies with models we cannot ship offline.
 UNSUPPORTED_FLAGS = ("use_safety_model", "use_violence_detector", "use_mclip", "aesthetic_score")

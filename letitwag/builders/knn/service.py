@@ -21,7 +21,7 @@ import numpy as np
 
 from letitwag.builders.knn.batching import MicroBatcher
 from letitwag.builders.knn.protocol import DEDUP_THRESHOLD, UNSUPPORTED_FLAGS, KnnRequest
-from letitwag.builders.knn.store import KnnIndex
+from letitwag.builders.knn.store import KnnIndex, set_search_threads
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class ServiceLimits:
     image_url_timeout: float = 10.0
     text_cache_size: int = 65_536
     max_batch: int = 64
+    search_threads: int = 1
 
 
 def near_duplicate_positions(vectors: np.ndarray, threshold: float = DEDUP_THRESHOLD) -> np.ndarray:
@@ -68,6 +69,17 @@ def near_duplicate_positions(vectors: np.ndarray, threshold: float = DEDUP_THRES
             break
         labels = smallest
     return np.flatnonzero(labels != np.arange(count))
+
+
+def recall_summary(config: dict) -> dict:
+    """``{"k", "recall_at_k", "exact", "queries"}`` from an index's ``index.json`` (exact indices: 1.0)."""
+    recall = config.get("recall") or {}
+    if recall.get("exact") or str(config.get("index_type", "flat")).lower() == "flat":
+        return {"exact": True, "k": recall.get("k"), "recall_at_k": 1.0}
+    sets = recall.get("sets") or {}
+    name = next(iter(sets), None)
+    return {"exact": False, "k": recall.get("k"), "recall_at_k": sets[name]["recall_at_k"] if name else None,
+            "queries": f"{sets[name]['queries']} ({sets[name]['source']})" if name else None}
 
 
 class _LruCache:
@@ -140,7 +152,8 @@ class KnnService:
         self.limits = limits or ServiceLimits()
         self.inline_images = inline_images
         self._runners = {spec: _EncoderRunner(encoder, self.limits) for spec, encoder in (encoders or {}).items()}
-        self._search = MicroBatcher(self._search_batch, self.limits.max_batch, "knn-search")
+        self._search = MicroBatcher(self._search_batch, self.limits.max_batch, "knn-search",
+                                    initializer=lambda: set_search_threads(self.limits.search_threads))
         self._http = None
 
     # --- public --------------------------------------------------------------------------
@@ -153,11 +166,20 @@ class KnnService:
         return {
             "indices": {
                 name: {key: index.config.get(key) for key in ("model", "dim", "count", "synthetic", "index_type")}
-                | {"text_queries": index.config.get("model") in self._runners}
+                | {"text_queries": index.config.get("model") in self._runners, "recall": recall_summary(index.config)}
                 for name, index in self.indices.items()
             },
             "unsupported_flags": list(UNSUPPORTED_FLAGS),
         }
+
+    def index_details(self) -> list[dict]:
+        """``GET /indices-list?details=true``: each index's name, kind, size and measured recall."""
+        return [
+            {"name": name, "index_type": index.config.get("index_type"), "factory": index.config.get("factory"),
+             "count": index.config.get("count"), "dim": index.config.get("dim"), "model": index.config.get("model"),
+             "search_params": index.config.get("search_params") or {}, "recall": recall_summary(index.config)}
+            for name, index in self.indices.items()
+        ]
 
     async def query(self, request: KnnRequest) -> list[dict]:
         """Results best first, at most ``num_images``; raises ``KnnQueryError`` (4xx) on bad input."""
@@ -269,21 +291,27 @@ class KnnService:
             index = self.indices[name]
             queries = np.stack([items[p][1] for p in positions])
             k = max(items[p][2].candidates() for p in positions)
-            similarities, ids = index.search(queries, k)
+            stored = None
+            if any(items[p][2].deduplicate for p in positions):
+                similarities, ids, stored = index.search_and_reconstruct(queries, k)
+            else:
+                similarities, ids = index.search(queries, k)
             for row, position in enumerate(positions):
                 request = items[position][2]
                 try:
-                    results[position] = self._results(index, request, similarities[row], ids[row])
+                    results[position] = self._results(index, request, similarities[row], ids[row],
+                                                      None if stored is None else stored[row])
                 except Exception as error:  # one bad item must not fail its batch mates
                     results[position] = error
         return results
 
-    def _results(self, index: KnnIndex, request: KnnRequest, similarities: np.ndarray, ids: np.ndarray) -> list[dict]:
+    def _results(self, index: KnnIndex, request: KnnRequest, similarities: np.ndarray, ids: np.ndarray,
+                 stored: np.ndarray | None) -> list[dict]:
         count = request.candidates()
         valid = ids[:count] >= 0
         ids, similarities = ids[:count][valid], similarities[:count][valid]
         if request.deduplicate and len(ids) > 1:
-            drop = near_duplicate_positions(index.reconstruct(ids))
+            drop = near_duplicate_positions(stored[:count][valid])
             keep = np.ones(len(ids), dtype=bool)
             keep[drop] = False
             ids, similarities = ids[keep], similarities[keep]

@@ -1,15 +1,23 @@
 """A kNN index on disk: faiss vectors, metadata rows and a config, read memory-mapped.
 
-Layout of an index directory (``letitwag.knn-index/1``)::
+Layout of an index directory (``letitwag.knn-index/1.1``)::
 
-    INDEX/index.json        format, model spec + metadata, dim, count, metric, synthetic flag
-    INDEX/image.index       faiss IndexFlatIP over L2-normalised float32 vectors (exact search)
-    INDEX/metadata.parquet  one row per vector, in index order: id, image_path, url, caption, license
+    INDEX/index.json        format, model spec + metadata, dim, count, metric, index_type
+                            (flat | ivfpq | hnsw), faiss factory string, search_params
+                            (nprobe / efSearch), recall against exact search, synthetic flag
+    INDEX/image.index       the faiss index over L2-normalised vectors (inner product = cosine)
+    INDEX/image.ivfdata     ivfpq only: the inverted lists (faiss OnDiskInvertedLists)
+    INDEX/refine.index      ivfpq with re-ranking: SQ8/SQ4 codes of every vector (faiss
+                            IndexScalarQuantizer), wrapped with image.index in an IndexRefine
+    INDEX/metadata.arrow    one row per vector, in index order: id, image_path, url, caption,
+                            license (Arrow IPC file; indices of format 1.0 have metadata.parquet)
 
 Why this shape: it mirrors clip-retrieval's ``image.index`` + metadata so the protocol maps
 one to one, and ``index.json`` is written last, so a directory without it is an unfinished
-build, never a half index. The vectors are memory-mapped (``IO_FLAG_MMAP_IFC``): several server
-workers share one copy in the page cache and start in milliseconds.
+build, never a half index. Everything is memory-mapped at serve time: flat and HNSW vectors
+with ``IO_FLAG_MMAP_IFC``, inverted lists with ``IO_FLAG_ONDISK_SAME_DIR``, the metadata as an
+uncompressed Arrow file. Several server workers share one copy in the page cache, start in
+seconds and an index larger than memory is paged in as queries touch it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -28,10 +37,13 @@ from letitwag.io import atomic_write_json, atomic_write_with
 
 logger = logging.getLogger(__name__)
 
-INDEX_FORMAT = "letitwag.knn-index/1"
+INDEX_FORMAT = "letitwag.knn-index/1.1"
 CONFIG_FILE = "index.json"
 VECTORS_FILE = "image.index"
-METADATA_FILE = "metadata.parquet"
+LISTS_FILE = "image.ivfdata"
+REFINE_FILE = "refine.index"
+METADATA_FILE = "metadata.arrow"
+LEGACY_METADATA_FILE = "metadata.parquet"
 METADATA_SCHEMA = pa.schema(
     [
         ("id", pa.int64()),
@@ -47,8 +59,74 @@ class KnnIndexError(UserInputError):
     """An index directory that cannot be served; the message says what to do."""
 
 
+def metadata_table(metadata: pa.Table, first_id: int) -> pa.Table:
+    """``metadata`` in the index's schema: ids from ``first_id``, known columns cast, others dropped.
+
+    LAION's metadata names the licence ``LICENSE``; it is read as ``license``.
+    """
+    rows = metadata.num_rows
+    names = {name.lower(): name for name in metadata.column_names}
+    columns = {"id": pa.array(np.arange(first_id, first_id + rows, dtype=np.int64))}
+    for field in METADATA_SCHEMA:
+        if field.name != "id":
+            source = names.get(field.name)
+            columns[field.name] = metadata[source].cast(field.type) if source else pa.nulls(rows, field.type)
+    return pa.table(columns, schema=METADATA_SCHEMA)
+
+
+def write_metadata(directory: Path, tables: Iterable[pa.Table]) -> int:
+    """Stream ``tables`` (already in the index schema, in id order) into ``metadata.arrow``; the row count."""
+    import pyarrow.ipc as ipc
+
+    written = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal written
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, METADATA_SCHEMA) as writer:
+            for table in tables:
+                writer.write_table(table, max_chunksize=65_536)
+                written += table.num_rows
+
+    atomic_write_with(directory / METADATA_FILE, write)
+    return written
+
+
+def codes_file_header(empty_index, count: int) -> bytes:
+    """What faiss writes before the codes of a trained ``IndexFlatCodes`` (Flat, SQ8, ...) of ``count`` vectors.
+
+    Why write codes ourselves: faiss can only write an index it holds in memory, and 10M x 512
+    float32 vectors are 20 GB. faiss serialises such an index as a header (``ntotal`` at byte 8),
+    the length of the codes (in bytes, or in floats for ``IndexFlat``) and the codes themselves,
+    ``code_size`` bytes per vector. So the header of the trained, empty index with those two
+    numbers patched lets a build write each vector's codes (``index.sa_encode``) straight into
+    place at ``len(header) + id * code_size``, and faiss reads or memory-maps the file as its
+    own (checked against ``faiss.write_index`` in the tests).
+    """
+    import struct
+
+    import faiss
+
+    header = bytearray(faiss.serialize_index(empty_index).tobytes())
+    if empty_index.ntotal != 0 or header[-8:] != bytes(8):
+        raise ValueError("codes_file_header needs an empty IndexFlatCodes")
+    one = faiss.clone_index(empty_index)
+    one.add(np.zeros((1, empty_index.d), dtype=np.float32))
+    per_vector = struct.unpack_from("<Q", faiss.serialize_index(one).tobytes(), len(header) - 8)[0]
+    header[8:16] = struct.pack("<q", count)
+    header[-8:] = struct.pack("<Q", count * per_vector)
+    return bytes(header)
+
+
+def write_config(directory: Path, config: dict, *, dim: int, count: int, index_type: str) -> dict:
+    """``index.json``, written last: its presence marks a finished index."""
+    full = dict(config, format=INDEX_FORMAT, dim=int(dim), count=int(count), metric="inner_product",
+                index_type=index_type)
+    atomic_write_json(directory / CONFIG_FILE, full)
+    return full
+
+
 def write_index(directory: str | Path, vectors: np.ndarray, metadata: pa.Table, config: dict) -> Path:
-    """Write a complete index atomically (vectors, metadata, then ``index.json`` as the marker).
+    """Write a complete exact index atomically (vectors, metadata, then ``index.json`` as the marker).
 
     ``vectors`` are float32 ``[N, D]`` and must already be L2-normalised (cosine = inner product).
     ``metadata`` has one row per vector; missing optional columns become nulls, ``id`` is set
@@ -63,17 +141,9 @@ def write_index(directory: str | Path, vectors: np.ndarray, metadata: pa.Table, 
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     atomic_write_with(directory / VECTORS_FILE, lambda tmp: faiss.write_index(index, str(tmp)))
-    columns = {"id": pa.array(np.arange(len(vectors), dtype=np.int64))}
-    for field in METADATA_SCHEMA:
-        if field.name != "id":
-            columns[field.name] = (
-                metadata[field.name].cast(field.type) if field.name in metadata.column_names else pa.nulls(len(vectors), field.type)
-            )
-    table = pa.table(columns, schema=METADATA_SCHEMA)
-    atomic_write_with(directory / METADATA_FILE, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    full_config = dict(config, format=INDEX_FORMAT, dim=int(vectors.shape[1]), count=int(len(vectors)),
-                       metric="inner_product", index_type="Flat")
-    atomic_write_json(directory / CONFIG_FILE, full_config)
+    write_metadata(directory, [metadata_table(metadata, 0)])
+    write_config(directory, dict(config, factory="Flat", recall={"exact": True}), dim=vectors.shape[1],
+                 count=len(vectors), index_type="flat")
     logger.info("wrote index %s: %d vectors of dimension %d", directory, len(vectors), vectors.shape[1])
     return directory
 
@@ -113,38 +183,129 @@ class KnnIndex:
     def __len__(self) -> int:
         return int(self.vectors.ntotal)
 
+    @property
+    def exact(self) -> bool:
+        return str(self.config.get("index_type", "flat")).lower() == "flat"
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Inner-product top-``k`` for a batch ``[B, D]``; ids are -1 past the index size."""
-        return self.vectors.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self)))
+        similarities, ids, _ = self.search_and_reconstruct(queries, k)
+        return similarities, ids
+
+    def search_and_reconstruct(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``search`` plus the stored (for ivfpq: decoded) vector of every result, for de-duplication.
+
+        Inverted-list indices decode results from the lists they were found in, so no id-to-list
+        map (80 MB per 10M vectors, built at every start) is needed. An exact index re-scores its
+        candidates in float64: faiss sums a batch of 3+ queries with a matrix product and a smaller
+        one with vector products, whose float32 roundings differ, and a query's answer must not
+        depend on which other queries shared its batch.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = min(k, len(self))
+        if not self.exact:
+            return self.vectors.search_and_reconstruct(queries, k)
+        fetched = min(k + RESCORE_MARGIN, len(self))
+        _, ids, stored = self.vectors.search_and_reconstruct(queries, fetched)
+        scores = np.einsum("bd,bkd->bk", queries.astype(np.float64), stored.astype(np.float64))
+        scores[ids < 0] = -np.inf
+        order = np.lexsort((ids, -scores), axis=1)[:, :k]  # equal scores: the smaller id first
+        take = lambda array: np.take_along_axis(array, order, axis=1)  # noqa: E731
+        return (take(scores).astype(np.float32), take(ids),
+                np.take_along_axis(stored, order[:, :, None], axis=1))
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``ids`` (for de-duplication)."""
+        """The stored vectors of ``ids`` (flat and HNSW indices)."""
         return self.vectors.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def rows(self, ids: list[int]) -> list[dict]:
-        """Metadata dicts of ``ids`` in that order (without the ``id`` column)."""
-        taken = self.metadata.take(pa.array(ids, type=pa.int64()))
-        return taken.to_pylist()
+        """Metadata dicts of ``ids`` in that order (without the ``id`` column).
+
+        One-row slices, not ``Table.take``: take over a memory-mapped table of many chunks copies
+        whole columns (12 ms per query at 1M rows, growing with the index), a slice costs microseconds.
+        """
+        if not ids:
+            return []
+        return pa.concat_tables([self.metadata.slice(i, 1) for i in ids]).to_pylist()
+
+
+# faiss (1.15) scans with one vector product per query below this many queries per call, and with a
+# matrix product (BLAS) above it. Its default, 128,000 queries, means a server's batches of a few to
+# 64 queries never reach the matrix product: each query then streams the whole flat index through
+# memory on its own, ~8 ms for 100k x 512 on one core, against ~1.2 ms per query in a batch of
+# 64 (benchmarks/bench_knn.py). From 3 queries on, one shared pass over the vectors is cheaper.
+BLAS_MIN_QUERIES = 3
+RESCORE_MARGIN = 8  # extra candidates an exact index re-scores, so near-ties at rank k settle the same way
+
+
+def set_search_threads(threads: int) -> None:
+    """faiss's threads for searches made on the calling thread.
+
+    OpenMP's thread count is a per-thread setting: a search thread started later gets the
+    process default (all cores), so each server worker would run as many OpenMP threads as
+    there are cores and the workers would spin against each other. Call this on the thread
+    that searches.
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+
+
+def read_vectors(directory: Path, config: dict):
+    """The faiss index of ``directory``, memory-mapped (lists on disk for ivfpq), search parameters set."""
+    import faiss
+
+    index_type = str(config.get("index_type", "flat")).lower()
+    refine = bool((config.get("plan") or {}).get("refine"))
+    needed = [directory / VECTORS_FILE] + ([directory / LISTS_FILE] if index_type == "ivfpq" else [])
+    needed += [directory / REFINE_FILE] if refine else []
+    for path in needed:
+        if not path.exists():
+            raise KnnIndexError(f"{path}: missing; the index directory is incomplete, rebuild it")
+    flags = faiss.IO_FLAG_ONDISK_SAME_DIR if index_type == "ivfpq" else faiss.IO_FLAG_MMAP_IFC
+    try:
+        index = faiss.read_index(str(needed[0]), flags | faiss.IO_FLAG_READ_ONLY)
+        if index_type == "ivfpq":
+            # OnDiskInvertedLists starts prefetch threads (32 by default) on every search; the lists
+            # are memory-mapped, so the page cache prefetches and those threads only cost CPU.
+            faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists).prefetch_nthread = 0
+        if refine:
+            codes = faiss.read_index(str(directory / REFINE_FILE), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+            index = faiss.IndexRefine(index, codes)
+    except RuntimeError as error:
+        raise KnnIndexError(f"{directory}: not a faiss index ({str(error).splitlines()[0]}); rebuild it") from None
+    params = ",".join(f"{key}={value}" for key, value in (config.get("search_params") or {}).items())
+    if params:
+        faiss.ParameterSpace().set_index_parameters(index, params)
+    return index
 
 
 def open_index(directory: str | Path, name: str | None = None) -> KnnIndex:
-    """Open a finished index read-only with its vectors memory-mapped."""
+    """Open a finished index read-only, memory-mapped, with its recorded search parameters."""
     import faiss
 
+    faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES
     directory = Path(directory)
     config = read_config(directory)
-    vectors_path, metadata_path = directory / VECTORS_FILE, directory / METADATA_FILE
-    for path in (vectors_path, metadata_path):
-        if not path.exists():
-            raise KnnIndexError(f"{path}: missing; the index directory is incomplete, rebuild it")
-    try:
-        vectors = faiss.read_index(str(vectors_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-    except RuntimeError as error:
-        raise KnnIndexError(f"{vectors_path}: not a faiss index ({str(error).splitlines()[0]}); rebuild it") from None
-    metadata = pq.read_table(metadata_path).drop_columns(["id"])
+    metadata_path = directory / METADATA_FILE
+    if not metadata_path.exists() and (directory / LEGACY_METADATA_FILE).exists():
+        metadata_path = directory / LEGACY_METADATA_FILE
+    if not metadata_path.exists():
+        raise KnnIndexError(f"{metadata_path}: missing; the index directory is incomplete, rebuild it")
+    vectors = read_vectors(directory, config)
+    metadata = _read_metadata(metadata_path)
     if vectors.ntotal != metadata.num_rows or vectors.d != int(config["dim"]):
         raise KnnIndexError(
             f"{directory}: {vectors.ntotal} vectors of dim {vectors.d} but {metadata.num_rows} metadata rows "
             f"and dim {config['dim']} in {CONFIG_FILE}; rebuild the index"
         )
     return KnnIndex(name or directory.name, directory, config, vectors, metadata)
+
+
+def _read_metadata(path: Path) -> pa.Table:
+    """The metadata without its ``id`` column; an Arrow file is memory-mapped, not read."""
+    if path.suffix == ".parquet":
+        return pq.read_table(path).drop_columns(["id"])
+    import pyarrow.ipc as ipc
+
+    return ipc.open_file(pa.memory_map(str(path), "r")).read_all().drop_columns(["id"])

@@ -71,9 +71,10 @@ def _packed_self_attention(attn) -> bool:
             and attn.in_proj_bias is not None and attn.bias_k is None and not attn.add_zero_attn)
 
 
-def _attention(attn, normed, class_token_only: bool = False):
-    """``attn(normed, normed, normed)`` (queries from the class token only, if asked) as biased
-    projections and one ``scaled_dot_product_attention``."""
+def _attention(attn, normed, class_token_only: bool = False, causal: bool = False):
+    """``attn(normed, normed, normed)`` (queries from the class token only, if asked; each token
+    attending to itself and the tokens before it, if ``causal``) as biased projections and one
+    ``scaled_dot_product_attention``."""
     batch, tokens, width = normed.shape
     heads = attn.num_heads
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
@@ -83,7 +84,7 @@ def _attention(attn, normed, class_token_only: bool = False):
             batch, tokens, 2, heads, -1).permute(2, 0, 3, 1, 4)
     else:
         queries, keys, values = F.linear(normed, weight, bias).view(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
-    attended = F.scaled_dot_product_attention(queries, keys, values)
+    attended = F.scaled_dot_product_attention(queries, keys, values, is_causal=causal)
     merged = attended.transpose(1, 2).reshape(batch, queries.shape[2], width)
     return F.linear(merged, attn.out_proj.weight, attn.out_proj.bias)
 

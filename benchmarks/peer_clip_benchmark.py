@@ -91,7 +91,8 @@ def write_wds_classification(folder: Path, images: int, classes: int, templates:
     names = [name.replace("_", " ") for name in class_ids]
     samples = [{"jpg": _jpeg(rng, row % classes, size), "cls": str(row % classes).encode()} for row in range(images)]
     root = write_webdataset(folder, samples, shards=shards, classnames=names, templates=templates)
-    return {"root": str(root), "classnames": names, "labels": [row % classes for row in range(images)]}
+    return {"root": str(root), "classnames": names, "labels": [row % classes for row in range(images)],
+            "images": [sample["jpg"] for sample in samples]}
 
 
 # COCO-like captions: a subject (a COCO concept) doing something somewhere, 8-16 words (COCO's test
@@ -128,7 +129,7 @@ def write_wds_retrieval(folder: Path, images: int, captions_per_image: int = 5, 
         captions.append(own)
         samples.append({"jpg": _jpeg(rng, row % 12, size), "txt": "\n".join(own).encode()})
     root = write_webdataset(folder, samples, shards=shards, dataset_type="retrieval")
-    return {"root": str(root), "captions": captions}
+    return {"root": str(root), "captions": captions, "images": [sample["jpg"] for sample in samples]}
 
 
 def clip_benchmark_job(arch: str, checkpoint: str, config_dir: str | None, dataset: dict, prompt_names: list[str],

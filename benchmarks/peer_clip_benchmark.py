@@ -164,3 +164,36 @@ def compare(letitwag_results: dict, clip_benchmark_report: dict) -> dict:
             "top1_agreement": agree / len(common) if common else 0.0, "metric_delta_points": deltas,
             "letitwag": {k: metrics.get(k) for k in pairs}, "clip_benchmark": {k: peer.get(v) for k, v in pairs.items()}}
 
+
+
+def wds_job(kind: str, arch: str, checkpoint: str, config_dir: str | None, root: str, batch_size: int,
+            workers: int) -> dict:
+    """A ``wds_classification`` / ``wds_retrieval`` job: CLIP_benchmark reads the webdataset folder itself."""
+    return {"kind": kind, "arch": arch, "checkpoint": checkpoint, "config_dir": config_dir,
+            "wds_root": str(Path(root).resolve()), "batch_size": batch_size, "workers": workers, "device": "cpu",
+            "amp": False}
+
+
+def compare_wds_classification(letitwag_results: dict, clip_benchmark_report: dict) -> dict:
+    """Per-sample top-1 agreement on a webdataset folder: CLIP_benchmark's i-th prediction (shard order,
+    read with no DataLoader workers) is letitwag's sample ``i``."""
+    ours = letitwag_top1_by_row(letitwag_results["out_dir"])
+    theirs = dict(enumerate(clip_benchmark_report["top1"]))
+    common = sorted(set(ours) & set(theirs))
+    agree = sum(ours[row] == theirs[row] for row in common)
+    return {"samples_compared": len(common), "samples_missing": len(set(ours) ^ set(theirs)),
+            "top1_agreement": agree / len(common) if common else 0.0,
+            "top1_delta_points": 100.0 * (letitwag_results["metrics"]["top1"] - clip_benchmark_report["metrics"]["acc1"])}
+
+
+# letitwag's retrieval metric names and CLIP_benchmark's (its "image retrieval" is text -> image)
+RETRIEVAL_NAMES = {f"{ours}_recall@{k}": f"{theirs}_retrieval_recall@{k}"
+                   for ours, theirs in (("text_to_image", "image"), ("image_to_text", "text")) for k in (1, 5, 10)}
+
+
+def compare_retrieval(letitwag_results: dict, clip_benchmark_report: dict) -> dict:
+    """Recall@1/5/10 of both directions side by side, and their differences in points."""
+    metrics, peer = letitwag_results["metrics"], clip_benchmark_report["metrics"]
+    return {"letitwag": {name: metrics[name] for name in RETRIEVAL_NAMES},
+            "clip_benchmark": {name: peer[theirs] for name, theirs in RETRIEVAL_NAMES.items()},
+            "delta_points": {name: 100.0 * (metrics[name] - peer[theirs]) for name, theirs in RETRIEVAL_NAMES.items()}}

@@ -88,17 +88,17 @@ def add_arguments(parser) -> None:
 
 
 def _add_retrieval_arguments(parser) -> None:
+    from letitwag.harness.captions import CAPTION_COLUMNS, ID_COLUMNS
     from letitwag.harness.retrieval_metrics import PAPER_MIN_CONCEPT_IMAGES
 
     group = parser.add_argument_group("image-text retrieval (--task retrieval)")
     group.add_argument("--caption-column", default=None,
                        help="column holding the captions: a list of texts per image (one row per image) or a text "
-                       "(one row per caption); default: the first list-of-text, then text, column named caption, "
-                       "captions, sentences, sentence, text, texts or raw; webdatasets use KEY.txt")
+                       "(one row per caption); default: the first list-of-text, then text, column named "
+                       f"{', '.join(CAPTION_COLUMNS)}; webdatasets use KEY.txt")
     group.add_argument("--image-id-column", default=None,
-                       help="with one row per caption: the column naming each row's image; default: image_id, "
-                       "img_id, imgid, cocoid, image_path, filepath, filename, file_name or url if present, else "
-                       "rows with identical image bytes are one image")
+                       help="with one row per caption: the column naming each row's image; default: the first of "
+                       f"{', '.join(ID_COLUMNS)} present, else rows with identical image bytes are one image")
     group.add_argument("--captions-per-image", type=int, default=None,
                        help="keep the first N captions of each image (the paper used 5 for COCO and Flickr); "
                        "default: all, as CLIP_benchmark")

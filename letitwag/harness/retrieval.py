@@ -81,8 +81,8 @@ def retrieval_fingerprint(data: CaptionDataset, image_positions: np.ndarray, has
 
 def new_profile() -> dict:
     """Seconds per phase of a retrieval run, and what was encoded (results.json ``profile``)."""
-    return {"caption_features": 0.0, "image_features": 0.0, **feature_profile(), "ranking": 0.0, "concepts": 0.0,
-            "metrics": 0.0, "captions_encoded": 0}
+    return {"dataset": 0.0, "caption_features": 0.0, "image_features": 0.0, **feature_profile(), "ranking": 0.0,
+            "concepts": 0.0, "metrics": 0.0, "captions_encoded": 0}
 
 
 def _timed(profile: dict, phase: str, step):
@@ -98,14 +98,14 @@ def run(options: EvaluationOptions, encoder) -> tuple[dict, dict]:
 
     torch.manual_seed(options.seed)
     extra = options.extra
-    data = open_caption_dataset(
+    profile = new_profile()
+    data = _timed(profile, "dataset", lambda: open_caption_dataset(
         options.dataset, split=options.split, revision=options.dataset_revision, image_column=options.image_column,
         caption_column=extra.get("caption_column"), image_id_column=extra.get("image_id_column"),
         captions_per_image=extra.get("captions_per_image"),
-    )
+    ))
     concepts = resolve_concept_list(extra.get("concepts"), options.dataset)
     cache_root = options.resolved_cache_dir()
-    profile = new_profile()
     captioned = np.unique(data.caption_image)
     images = captioned[select_indices(len(captioned), options.limit, options.seed)]
     chosen_captions = np.flatnonzero(np.isin(data.caption_image, images))

@@ -18,23 +18,16 @@ on ViT-B-32):
 It builds on open_clip internals (``VisionTransformer._embeds``, the pre-norm
 ``ResidualAttentionBlock`` with a packed-projection ``nn.MultiheadAttention``), so it is used
 only where the tower has exactly that shape, and ``ClassTokenTower.verified`` compares it with
-the full forward on the first images it sees: a future open_clip that changes the block falls
-back to the full forward instead of giving different features.
+the full forward on the first images it sees (``verified_shortcut``): a future open_clip that
+changes the block falls back to the full forward instead of giving different features.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import torch.nn.functional as F
 from torch import nn
 
-logger = logging.getLogger(__name__)
-
-# The check against the full forward: images compared, and the tolerance on unit-scale features.
-CHECK_IMAGES = 2
-CHECK_TOLERANCE = 1e-4
+from letitwag.models.verified_shortcut import VerifiedShortcut
 
 
 def supports_class_token_tower(model) -> bool:
@@ -102,28 +95,17 @@ def class_token_features(visual, pixels):
     return pooled @ visual.proj if visual.proj is not None else pooled
 
 
-class ClassTokenTower:
+class ClassTokenTower(VerifiedShortcut):
     """Callable image tower: the class-token shortcut once it has matched the full forward."""
 
+    what = "open_clip image tower (class-token shortcut)"
+
     def __init__(self, visual) -> None:
+        super().__init__()
         self.visual = visual
-        self.verified: bool | None = None  # None: not checked yet
-        self._checking = threading.Lock()  # streams call the tower from several threads: check once
 
-    def __call__(self, pixels):
-        if self.verified is None:
-            with self._checking:
-                if self.verified is None:
-                    self.verified = self._matches_full_forward(pixels[:CHECK_IMAGES])
-        return class_token_features(self.visual, pixels) if self.verified else self.visual(pixels)
+    def full(self, pixels):
+        return self.visual(pixels)
 
-    def _matches_full_forward(self, pixels) -> bool:
-        full = self.visual(pixels)
-        short = class_token_features(self.visual, pixels)
-        scale = max(1.0, float(full.abs().max()))
-        difference = float((full - short).abs().max()) / scale
-        if difference > CHECK_TOLERANCE:
-            logger.warning("open_clip image tower: the class-token shortcut differs from the full forward "
-                           "(%.2e); using the full forward", difference)
-            return False
-        return True
+    def shortcut(self, pixels):
+        return class_token_features(self.visual, pixels)

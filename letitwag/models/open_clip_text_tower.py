@@ -11,22 +11,16 @@ attention of every block also runs as one biased projection and one causal
 
 It relies on open_clip internals (``CLIP.encode_text`` with a causal ``attn_mask`` buffer and
 pre-norm ``ResidualAttentionBlock``s), so it is used only where the model has exactly that
-shape, and ``TrimmedTextTower`` compares it with ``encode_text`` on the first texts it sees:
-a mismatch falls back to the full forward.
+shape, and ``TrimmedTextTower`` compares it with ``encode_text`` on the first texts it sees
+(``verified_shortcut``): a mismatch falls back to the full forward.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import torch
 
-from letitwag.models.open_clip_cls_tower import CHECK_TOLERANCE, _attention, _packed_self_attention
-
-logger = logging.getLogger(__name__)
-
-CHECK_TEXTS = 2
+from letitwag.models.open_clip_cls_tower import _attention, _packed_self_attention
+from letitwag.models.verified_shortcut import VerifiedShortcut
 
 
 def _is_causal_mask(mask) -> bool:
@@ -82,28 +76,17 @@ def trimmed_text_features(model, tokens):
     return projection(pooled) if isinstance(projection, torch.nn.Linear) else pooled @ projection
 
 
-class TrimmedTextTower:
+class TrimmedTextTower(VerifiedShortcut):
     """Callable text tower on token ids: the trimmed forward once it has matched ``encode_text``."""
 
+    what = "open_clip text tower (trimmed to the last end-of-text token)"
+
     def __init__(self, model) -> None:
+        super().__init__()
         self.model = model
-        self.verified: bool | None = None  # None: not checked yet
-        self._checking = threading.Lock()  # streams call the tower from several threads: check once
 
-    def __call__(self, tokens):
-        if self.verified is None:
-            with self._checking:
-                if self.verified is None:
-                    self.verified = self._matches_full_forward(tokens[:CHECK_TEXTS])
-        return trimmed_text_features(self.model, tokens) if self.verified else self.model.encode_text(tokens)
+    def full(self, tokens):
+        return self.model.encode_text(tokens)
 
-    def _matches_full_forward(self, tokens) -> bool:
-        full = self.model.encode_text(tokens)
-        short = trimmed_text_features(self.model, tokens)
-        scale = max(1.0, float(full.abs().max()))
-        difference = float((full - short).abs().max()) / scale
-        if difference > CHECK_TOLERANCE:
-            logger.warning("open_clip text tower: the trimmed forward differs from encode_text (%.2e); "
-                           "using encode_text", difference)
-            return False
-        return True
+    def shortcut(self, tokens):
+        return trimmed_text_features(self.model, tokens)

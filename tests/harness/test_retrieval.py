@@ -187,3 +187,25 @@ def test_cli_retrieval_summary_and_errors(tiny_open_clip, coco_like, tmp_path, c
     classification = write_webdataset(tmp_path / "cls", [{"png": png((1, 2, 3)), "cls": b"0"}], classnames=["a"])
     assert main([*argv[:5], "--dataset", str(classification), "--out", str(tmp_path / "bad")]) == 2
     assert "is a classification dataset" in capsys.readouterr().err
+
+
+def test_a_hub_dataset_with_a_loading_script_is_read_from_its_parquet_export(monkeypatch):
+    """The paper's nlphuji sets still ship a loading script, which datasets >= 4 refuses to run."""
+    import datasets
+
+    from letitwag.harness.data import PARQUET_EXPORT_REVISION, load_splits
+
+    asked = []
+
+    def load_dataset(target, revision=None):
+        asked.append((target, revision))
+        if revision != PARQUET_EXPORT_REVISION:
+            raise RuntimeError("Dataset scripts are no longer supported, but found flickr_1k.py")
+        return datasets.DatasetDict({"test": datasets.Dataset.from_dict({"caption": [["a", "b"]]})})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    assert list(load_splits("nlphuji/flickr_1k_test_image_text_retrieval", None)) == ["test"]
+    assert asked == [("nlphuji/flickr_1k_test_image_text_retrieval", None),
+                     ("nlphuji/flickr_1k_test_image_text_retrieval", PARQUET_EXPORT_REVISION)]
+    with pytest.raises(UserInputError, match="cannot load it .*scripts are no longer supported"):
+        load_splits("nlphuji/flickr_1k_test_image_text_retrieval", "main")  # an explicit revision is not changed

@@ -264,7 +264,8 @@ def open_dataset(
 def webdataset_root(source: str, revision: str | None, split: str | None) -> tuple[Path, str | None] | None:
     """(local folder, revision) when ``source`` is in CLIP_benchmark's webdataset layout, else None.
 
-    A Hub id named like CLIP_benchmark's (``clip-benchmark/wds_*``) is downloaded first, one split only.
+    A Hub id named like CLIP_benchmark's (``clip-benchmark/*``, ``ORG/wds_*``) is downloaded first, one
+    split only.
     """
     from letitwag.harness.wds import download_from_hub, is_wds_folder, looks_like_wds_hub_id
 

@@ -99,12 +99,13 @@ def read_layout(root: Path) -> WdsLayout:
                      _read_lines(root / "zeroshot_classification_templates.txt"))
 
 
-def download_from_hub(repo_id: str, revision: str | None, split: str | None) -> tuple[Path, str | None]:
+def download_from_hub(repo_id: str, revision: str | None, split: str | None) -> tuple[Path, str | None] | None:
     """Fetch ``repo_id``'s metadata, then the tars of one split, with ``huggingface_hub``.
 
-    Returns the local snapshot folder and the commit it holds. Only the chosen split's tars
-    are downloaded (``allow_patterns``); files already in the Hub cache are reused, and with
-    ``HF_HUB_OFFLINE=1`` a cached snapshot is used as is.
+    Returns the local snapshot folder and the commit it holds, or None when a repository outside
+    ``clip-benchmark`` named ``wds_*`` turns out not to be in the layout (it is then loaded as an
+    ordinary Hub dataset). Only the chosen split's tars are downloaded (``allow_patterns``); files
+    already in the Hub cache are reused, and with ``HF_HUB_OFFLINE=1`` a cached snapshot is used as is.
     """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -120,6 +121,8 @@ def download_from_hub(repo_id: str, revision: str | None, split: str | None) -> 
                                  "check the id and the network, or pass a local copy with --dataset DIR") from None
 
     metadata = fetch(["*.txt"])
+    if not is_wds_folder(metadata) and not repo_id.startswith(f"{HUB_ORGANISATION}/"):
+        return None
     layout = read_layout(metadata)
     chosen = choose_split(layout.splits, split, repo_id)
     root = fetch(["*.txt", f"{chosen}/*"])

@@ -19,7 +19,7 @@ from letitwag.errors import UserInputError
 from letitwag.harness.data import open_dataset
 from letitwag.harness.options import EvaluationOptions
 from letitwag.harness.runner import evaluate
-from letitwag.harness.wds import WdsRows, index_shards
+from letitwag.harness.wds import WdsRows, download_from_hub, index_shards
 
 TEMPLATES = ["a photo of a {c}.", "a blurry photo of the {c}.", "art of the {c}."]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -90,6 +90,14 @@ def test_hub_id_goes_through_huggingface_hub(tiny_open_clip, wds_classification,
 
     with pytest.raises(UserInputError, match="clip-benchmark/wds_absent.*cannot download it from the Hub"):
         open_dataset("clip-benchmark/wds_absent")
+    # a repository elsewhere that is only named wds_* but holds parquet is left to the Hub-layout loader
+    (tmp_path / "parquet" / "data").mkdir(parents=True)
+    (tmp_path / "parquet" / "data" / "test-00000-of-00001.parquet").write_bytes(b"PAR1")
+    _fake_hub_cache(tmp_path / "hf-cache", "someone/wds_parquet", tmp_path / "parquet")
+    assert download_from_hub("someone/wds_parquet", None, None) is None
+    _fake_hub_cache(tmp_path / "hf-cache", "clip-benchmark/wds_parquet_copy", tmp_path / "parquet")
+    with pytest.raises(UserInputError, match="no <split>/nshards.txt"):  # clip-benchmark's own must be in the layout
+        download_from_hub("clip-benchmark/wds_parquet_copy", None, None)
 
 
 def _tar(path, members):

@@ -72,7 +72,8 @@ SHIPPED_TEMPLATES = "zeroshot_classification_templates.txt"
 
 def resolve_prompts(spec: str | None, shipped: list[str] | None, source: str) -> PromptSet:
     """``--prompts`` when given; else the templates the dataset ships (CLIP_benchmark's default for its
-    webdataset exports); else the paper's 80-template ``ensemble``."""
+    webdataset exports), named ``<dataset folder or repo name>:zeroshot_classification_templates.txt``
+    (no ``/``: the name is a leaderboard key); else the paper's 80-template ``ensemble``."""
     if spec:
         return load_prompts(spec)
     if shipped:
@@ -80,5 +81,5 @@ def resolve_prompts(spec: str | None, shipped: list[str] | None, source: str) ->
         if missing:
             logger.warning("%s: %d shipped template(s) have no %s, e.g. %r; they give the same text for every class",
                            source, len(missing), PLACEHOLDER, missing[0])
-        return PromptSet(f"{source}:{SHIPPED_TEMPLATES}", tuple(shipped))
+        return PromptSet(f"{Path(str(source).rstrip('/')).name}:{SHIPPED_TEMPLATES}", tuple(shipped))
     return load_prompts(DEFAULT_PROMPTS)

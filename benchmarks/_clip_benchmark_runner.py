@@ -1,9 +1,19 @@
-"""Run CLIP_benchmark's own zero-shot evaluation on a folder of images (executed in ITS venv).
+"""Run CLIP_benchmark's own zero-shot evaluation on a dataset (executed in ITS venv).
 
 Why a separate script: clip-benchmark 1.6.2 needs numpy < 2.4, so it runs in its own virtual
 environment (see ``clip_benchmark_env.py``) and talks to letitwag through JSON files only.
-It imports nothing from letitwag. Input (argv[1]) is a JSON job; output (argv[2]) a JSON report
-with CLIP_benchmark's metrics, its per-sample top-1 predictions and the image-loop time.
+It imports nothing from letitwag. Input (argv[1]) is a JSON job; output (argv[2]) a JSON report.
+
+Job kinds (``job["kind"]``):
+
+* ``imagefolder`` (default): zero-shot classification of a class-per-folder tree (torchvision's
+  ``ImageFolder``) with the job's class names and templates; per-sample top-1 and the image-loop time.
+* ``wds_classification``: zero-shot classification of a folder in CLIP_benchmark's webdataset
+  layout, built and loaded exactly as ``clip_benchmark eval --dataset wds/NAME`` does (its class
+  names and templates); per-sample top-1 in the order CLIP_benchmark reads the samples.
+* ``wds_retrieval``: zero-shot retrieval on a webdataset folder, as ``clip_benchmark eval --task
+  zeroshot_retrieval --dataset wds/NAME --recall_k 1 5 10``; the metrics and the time of
+  ``zeroshot_retrieval.evaluate`` (image and text encoding, scoring).
 """
 
 import json
@@ -12,25 +22,72 @@ import time
 from pathlib import Path
 
 
-def main(job_path: str, out_path: str) -> None:
+def _model(job: dict):
+    """The same loading call CLIP_benchmark's open_clip loader makes."""
+    import open_clip
+
+    if job.get("config_dir"):
+        open_clip.add_model_config(job["config_dir"])
+    model, _, transform = open_clip.create_model_and_transforms(
+        job["arch"], pretrained=job["checkpoint"], device=job.get("device", "cpu"))
+    model.eval()
+    return model, transform, open_clip.get_tokenizer(job["arch"])
+
+
+def _wds_loader(job: dict, transform, task: str):
+    """CLIP_benchmark's webdataset dataset and DataLoader, exactly as its ``cli.py`` builds them."""
+    import torch
+    from clip_benchmark.datasets.builder import build_dataset
+
+    dataset = build_dataset(dataset_name="wds/" + Path(job["wds_root"]).name, root=job["wds_root"],
+                            transform=transform, split=job.get("split", "test"), task=task)
+    loader = torch.utils.data.DataLoader(dataset.batched(job["batch_size"]), batch_size=None, shuffle=False,
+                                         num_workers=job.get("workers", 0))
+    return dataset, loader
+
+
+def _versions() -> dict:
     import open_clip
     import torch
+
+    return {"open_clip": open_clip.__version__, "torch": torch.__version__}
+
+
+def retrieval(job: dict) -> dict:
+    """``zeroshot_retrieval.evaluate`` with recall@1/5/10, timed."""
+    from clip_benchmark.metrics import zeroshot_retrieval
+
+    model, transform, tokenizer = _model(job)
+    _, loader = _wds_loader(job, transform, "zeroshot_retrieval")
+    started = time.perf_counter()
+    metrics = zeroshot_retrieval.evaluate(model, loader, tokenizer, recall_k_list=[1, 5, 10],
+                                          device=job.get("device", "cpu"), amp=bool(job.get("amp", False)))
+    return {"metrics": {k: float(v) for k, v in metrics.items()}, "evaluate_seconds": time.perf_counter() - started,
+            "versions": _versions()}
+
+
+def main(job_path: str, out_path: str) -> None:
+    import torch
     from clip_benchmark.metrics import zeroshot_classification as zsc
-    from torchvision.datasets import ImageFolder
 
     job = json.loads(Path(job_path).read_text())
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
-    if job.get("config_dir"):
-        open_clip.add_model_config(job["config_dir"])
-    # The same loading call CLIP_benchmark's open_clip loader makes.
-    model, _, transform = open_clip.create_model_and_transforms(
-        job["arch"], pretrained=job["checkpoint"], device=job.get("device", "cpu"))
-    model.eval()
-    tokenizer = open_clip.get_tokenizer(job["arch"])
-    dataset = ImageFolder(job["image_root"], transform=transform)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=job["batch_size"], shuffle=False, num_workers=job.get("workers", 0))
+    kind = job.get("kind", "imagefolder")
+    if kind == "wds_retrieval":
+        Path(out_path).write_text(json.dumps(retrieval(job)))
+        return
+    model, transform, tokenizer = _model(job)
+    if kind == "wds_classification":
+        dataset, loader = _wds_loader(job, transform, "zeroshot_classification")
+        classnames, templates = dataset.classes, dataset.templates
+    else:
+        from torchvision.datasets import ImageFolder
+
+        dataset = ImageFolder(job["image_root"], transform=transform)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=job["batch_size"], shuffle=False, num_workers=job.get("workers", 0))
+        classnames, templates = job["classnames"], job["templates"]
 
     # Observe (not change) CLIP_benchmark's image loop: keep its logits and time it.
     observed = {}
@@ -41,22 +98,27 @@ def main(job_path: str, out_path: str) -> None:
         logits, target = run_classification(*args, **kwargs)
         observed["seconds"] = time.perf_counter() - started
         observed["top1"] = logits.argmax(dim=1).tolist()
+        observed["labels"] = target.tolist()
         return logits, target
 
     zsc.run_classification = timed_run_classification
     started = time.perf_counter()
-    metrics = zsc.evaluate(model, loader, tokenizer, job["classnames"], job["templates"],
+    metrics = zsc.evaluate(model, loader, tokenizer, classnames, templates,
                            job.get("device", "cpu"), amp=bool(job.get("amp", False)))
     total = time.perf_counter() - started
     report = {
         "metrics": {k: (None if v != v else float(v)) for k, v in metrics.items()},
-        "samples": [Path(path).stem for path, _ in dataset.samples],
-        "labels": [int(label) for _, label in dataset.samples],
         "top1": observed["top1"],
+        "targets": observed["labels"],
         "image_loop_seconds": observed["seconds"],
         "total_seconds": total,
-        "versions": {"open_clip": open_clip.__version__, "torch": torch.__version__},
+        "classnames": list(classnames),
+        "templates": list(templates),
+        "versions": _versions(),
     }
+    if kind == "imagefolder":
+        report["samples"] = [Path(path).stem for path, _ in dataset.samples]
+        report["labels"] = [int(label) for _, label in dataset.samples]
     Path(out_path).write_text(json.dumps(report))
 
 

@@ -23,7 +23,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = REPO / "bench-out" / "clip_benchmark_venv"
-PACKAGES = ("clip-benchmark==1.6.2", "numpy<2.4", "torch==2.14.1", "torchvision==0.29.1", "open_clip_torch==3.3.0")
+# requests: clip-benchmark 1.6.2's dataset builder imports it (for ImageNetV2 downloads) without
+# declaring it, so `clip_benchmark eval` (and its webdataset loading) fails without it.
+PACKAGES = ("clip-benchmark==1.6.2", "numpy<2.4", "torch==2.14.1", "torchvision==0.29.1", "open_clip_torch==3.3.0",
+            "requests==2.34.2")
 STAMP = ".letitwag-installed"
 RUNNER = Path(__file__).resolve().parent / "_clip_benchmark_runner.py"
 CREATE_COMMAND = "python3 benchmarks/clip_benchmark_env.py"

@@ -18,6 +18,12 @@ EXAMPLES = """\
   letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --device cpu --cpu-streams 1 --workers 4
   letitwag evaluate --model open_clip:my-arch/ckpt/model.safetensors --dataset ./saved --classnames names.txt
   letitwag evaluate --model python:mypkg.models:build --prompts my_templates.txt --no-cache
+  letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset clip-benchmark/wds_cars --out runs/b32-cars
+  letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./wds_vtab-cifar10 --prompts ensemble
+  letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./my_images --classnames names.txt
+  letitwag evaluate --task retrieval --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset clip-benchmark/wds_mscoco_captions --out runs/b32-coco
+  letitwag evaluate --task retrieval --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset nlphuji/flickr_1k_test_image_text_retrieval --captions-per-image 5
+  letitwag evaluate --task retrieval --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./captions_ds --caption-column text --image-id-column image_id --concepts all
   letitwag evaluate --list-models
   letitwag evaluate --task t2i --model diffusers:stabilityai/stable-diffusion-2-1 --judge open_clip:ViT-L-14/openai --images-per-prompt 4 --generation-options '{"num_inference_steps": 25}' --out runs/sd21
   letitwag evaluate --task t2i --model python:mypkg.gen:build --prompt-file prompts.json --retrieval-judge open_clip:ViT-B-32/laion2b_s34b_b79k --out runs/mygen"""
@@ -30,21 +36,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", help="model spec: open_clip:ARCH/TAG | open_clip:ARCH/CHECKPOINT | open_clip:hf-hub:ORG/NAME"
                         " | open_clip:ARCH (random weights) | transformers:ID_OR_DIR | diffusers:ID_OR_DIR"
                         " | python:package.module:factory (see --list-models)")
-    parser.add_argument("--task", default="classification", choices=["classification", "t2i"],
-                        help="classification (zero-shot, --model is an encoder) or t2i (text-to-image, --model is a generator)")
+    parser.add_argument("--task", default="classification", choices=["classification", "retrieval", "t2i"],
+                        help="classification (zero-shot, --model is an encoder), retrieval (image-text, both "
+                        "directions, --model is an encoder) or t2i (text-to-image, --model is a generator)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
-                        help="Hub dataset id, or a local folder in HF Hub layout (parquet under data/) or saved with save_to_disk")
+                        help="Hub dataset id, or a local folder: HF Hub layout (parquet under data/), saved with "
+                        "save_to_disk, class-per-folder images (root/<class>/*.jpg), or CLIP_benchmark's webdataset "
+                        "layout (<root>/<split>/nshards.txt + 0.tar ..., also as a Hub id clip-benchmark/wds_NAME, "
+                        "downloaded one split at a time)")
     parser.add_argument("--split", default=None, help="split to evaluate; default: the only split, else test, validation, train")
     parser.add_argument("--dataset-revision", default=None, help="Hub revision (branch, tag or commit) of --dataset")
     parser.add_argument("--image-column", default=None, help="image column; default: the dataset's Image feature")
     parser.add_argument("--label-column", default=None, help="label column; default: the dataset's ClassLabel feature")
     parser.add_argument("--classnames", type=Path, default=None,
                         help="file of class names used in prompts (one per line or a JSON list, in label order); "
-                        "default: ClassLabel names with underscores as spaces")
+                        "default: ClassLabel names with underscores as spaces, or a webdataset's classnames.txt")
     parser.add_argument("--prompts", default=None,
                         help="ensemble (the paper's 80 templates) | simple | class | FILE (one template per line or "
-                        "a JSON list, each with {c} for the class name); default: ensemble for classification, "
-                        "simple ('A photo of a {c}.') for the prompts t2i generates from")
+                        "a JSON list, each with {c} for the class name); default for classification: the dataset's "
+                        "own zeroshot_classification_templates.txt (CLIP_benchmark's webdataset layout, as "
+                        "CLIP_benchmark does), else ensemble; for t2i: simple ('A photo of a {c}.')")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory for results.json + predictions.parquet; default: results/<task>/<model>")
     parser.add_argument("--batch-size", type=int, default=64, help="images (and prompts) per forward pass; halved on out-of-memory")
@@ -55,7 +66,7 @@ def add_arguments(parser) -> None:
                         "(1: one batch on all cores, as CLIP_benchmark does); default: one per CPU, at most 8; "
                         "ignored on accelerators and with --compile")
     parser.add_argument("--compile", default="off", choices=["on", "off", "auto"],
-                        help="classification: compile the image tower with torch.compile (inductor, frozen weights): faster forwards "
+                        help="classification and retrieval: compile the image tower with torch.compile (inductor, frozen weights): faster forwards "
                         "after a one-off compile that takes minutes on a small CPU; auto compiles only for runs of "
                         ">= 20,000 images")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "amp"],
@@ -72,7 +83,32 @@ def add_arguments(parser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow transformers/diffusers models to run code from their repository (off by default)")
     parser.add_argument("--list-models", action="store_true", help="list adapters and open_clip's pretrained tags, then exit")
+    _add_retrieval_arguments(parser)
     _add_t2i_arguments(parser)
+
+
+def _add_retrieval_arguments(parser) -> None:
+    from letitwag.harness.captions import CAPTION_COLUMNS, ID_COLUMNS
+    from letitwag.harness.retrieval_metrics import PAPER_MIN_CONCEPT_IMAGES
+
+    group = parser.add_argument_group("image-text retrieval (--task retrieval)")
+    group.add_argument("--caption-column", default=None,
+                       help="column holding the captions: a list of texts per image (one row per image) or a text "
+                       "(one row per caption); default: the first list-of-text, then text, column named "
+                       f"{', '.join(CAPTION_COLUMNS)}; webdatasets use KEY.txt")
+    group.add_argument("--image-id-column", default=None,
+                       help="with one row per caption: the column naming each row's image; default: the first of "
+                       f"{', '.join(ID_COLUMNS)} present, else rows with identical image bytes are one image")
+    group.add_argument("--captions-per-image", type=int, default=None,
+                       help="keep the first N captions of each image (the paper used 5 for COCO and Flickr); "
+                       "default: all, as CLIP_benchmark")
+    group.add_argument("--concepts", default=None,
+                       help="concept list tagging each caption for per-concept recall: a bundled name (coco, flickr, "
+                       "all, ...) or a file (see docs/FORMATS.md), or none; default: the dataset's bundled list "
+                       "when it is one of the paper's (COCO -> coco, Flickr -> flickr), else none")
+    group.add_argument("--min-concept-images", type=int, default=PAPER_MIN_CONCEPT_IMAGES,
+                       help="report per-concept recall for concepts carried by at least N images (the paper's 10); "
+                       "the others are listed in results.json")
 
 
 def json_object(text: str) -> dict:
@@ -109,10 +145,14 @@ def register(subparsers) -> None:
     parser = cli.add_command(
         subparsers,
         "evaluate",
-        help="zero-shot classification or text-to-image evaluation on Let it Wag! (or a dataset in its layout)",
+        help="zero-shot classification, image-text retrieval or text-to-image evaluation on Let it Wag! "
+        "(or any dataset in a supported layout)",
         description="Build a zero-shot classifier from prompt templates, encode every image (cached, resumable), "
         "and write results.json (metrics with bootstrap CIs, accuracy by pretraining-frequency bin, provenance) "
-        "and predictions.parquet (top-5 per sample) to --out. With --task t2i: generate images for every concept "
+        "and predictions.parquet (top-5 per sample) to --out. With --task retrieval: encode images and captions "
+        "(cached, resumable), rank both directions and write recall@1/5/10 with bootstrap CIs, per-concept recall "
+        "(captions tagged by the frequency engine's matcher) by pretraining-frequency bin, and per-caption ranks of "
+        "the positives. With --task t2i: generate images for every concept "
         "(seeded, resumable per concept, PNGs under --out/images), judge them (zero-shot top-1/top-5, HEIM's "
         "expected/max CLIPScore, optional retrieval CMC@k) and write the same two files. "
         "Also available as `python -m letitwag.evaluate`.",
@@ -128,11 +168,25 @@ def _t2i_extra(args) -> dict:
             "generation_options": args.generation_options or {}, "generation_batch_size": args.generation_batch_size}
 
 
+def _retrieval_extra(args) -> dict:
+    return {"caption_column": args.caption_column, "image_id_column": args.image_id_column,
+            "captions_per_image": args.captions_per_image, "concepts": args.concepts,
+            "min_concept_images": args.min_concept_images, "compile": args.compile}
+
+
+def _task_extra(args) -> dict:
+    if args.task == "t2i":
+        return _t2i_extra(args)
+    if args.task == "retrieval":
+        return _retrieval_extra(args)
+    return {"compile": args.compile}
+
+
 def _options(args):
     from letitwag.harness import EvaluationOptions
 
     t2i = args.task == "t2i"
-    prompts = args.prompts or ("simple" if t2i else "ensemble")
+    prompts = args.prompts or ("simple" if t2i else None)
     return EvaluationOptions(
         model=args.model, task=args.task, dataset=args.dataset, split=args.split, dataset_revision=args.dataset_revision,
         out=args.out, image_column=args.image_column, label_column=args.label_column, classnames=args.classnames,
@@ -140,7 +194,7 @@ def _options(args):
         cpu_streams=args.cpu_streams,
         precision=args.precision, seed=args.seed, limit=args.limit, cache_dir=args.cache_dir, no_cache=args.no_cache,
         chunk_size=args.chunk_size, bootstrap_samples=args.bootstrap_samples, trust_remote_code=args.trust_remote_code,
-        extra=_t2i_extra(args) if t2i else {"compile": args.compile},
+        extra=_task_extra(args),
     )
 
 
@@ -165,6 +219,10 @@ def _run(args) -> int:
     keys = ("top1", "top5", "mean_per_class_recall")
     if results["task"] == "t2i":
         keys = ("judge_top1", "judge_top5", "expected_clip_score", "max_clip_score", "retrieval_cmc@1")
+    if results["task"] == "retrieval":
+        from letitwag.harness.retrieval_metrics import metric_names
+
+        keys = tuple(metric_names())
     summary = {key: metrics.get(key) for key in keys}
     summary.update(out=results["out_dir"], skipped=results.get("skipped_samples"))
     print(json.dumps(summary))

@@ -1,4 +1,4 @@
-"""The evaluation harness: score zero-shot classifiers and text-to-image models on Let it Wag!.
+"""The evaluation harness: score zero-shot classifiers, image-text retrieval and text-to-image models.
 
 Why it exists: the paper's finding (accuracy grows only log-linearly with a concept's
 pretraining frequency) has to be measured the same way for every model, with results a
@@ -8,6 +8,8 @@ Python API (the CLI ``python -m letitwag.evaluate`` / ``letitwag evaluate`` wrap
 
     from letitwag.harness import EvaluationOptions, evaluate
     results = evaluate(EvaluationOptions(model="open_clip:ViT-B-32/laion2b_s34b_b79k", out="runs/b32"))
+    results = evaluate(EvaluationOptions(model="open_clip:ViT-B-32/laion2b_s34b_b79k", task="retrieval",
+                                         dataset="clip-benchmark/wds_mscoco_captions", out="runs/b32-coco"))
     results = evaluate(EvaluationOptions(model="diffusers:DIR", task="t2i", prompts="simple",
                                          extra={"judge": "open_clip:ViT-L-14/openai"}, out="runs/sd"))
 
@@ -17,12 +19,19 @@ Modules:
   device, precision, seed, ``limit``, cache dir; task-specific settings in ``extra``.
 * ``runner`` — ``evaluate(options)``: seeds, loads the model (``letitwag.models``), runs the
   task, writes ``results.json`` + ``predictions.parquet`` atomically (``results``).
-* ``tasks`` — the task registry (``classification``, ``t2i``); a task is a module with
+* ``tasks`` — the task registry (``classification``, ``retrieval``, ``t2i``); a task is a module with
   ``run(options, model) -> (fields, predictions)``.
-* ``data`` / ``images`` — Hub-layout or ``save_to_disk`` datasets, image/label columns detected
-  from the ``Image``/``ClassLabel`` features; decoding in DataLoader workers, corrupt images counted.
-* ``prompts`` — bundled prompt sets (``ensemble`` = the paper's 80 templates) or a file, and their hash.
-* ``classification`` — zero-shot classifier (normalise-average-normalise), cached features, top-k.
+* ``data`` / ``images`` — Hub-layout, ``save_to_disk`` or image-folder datasets, image/label columns
+  detected from the ``Image``/``ClassLabel`` features; decoding in DataLoader workers, corrupt images counted.
+* ``wds`` — CLIP_benchmark's webdataset layout (local or ``clip-benchmark/wds_*`` on the Hub), read in place.
+* ``captions`` — image-caption datasets for retrieval (webdataset, a caption list per image, or a row per caption).
+* ``prompts`` — bundled prompt sets (``ensemble`` = the paper's 80 templates), a file, or a dataset's
+  shipped templates, and their hash.
+* ``features`` — image features and caption embeddings in resumable cached chunks, ``--limit``, ``--compile``.
+* ``classification`` — zero-shot classifier (normalise-average-normalise), top-k.
+* ``retrieval`` / ``retrieval_metrics`` — ranks of the positives in both directions; recall@k, CIs and
+  per-concept recall from the per-caption ranks alone; ``caption_concepts`` tags captions with the
+  frequency engine's matcher.
 * ``cache`` — classifier cache and atomic feature chunks: reruns and killed runs resume.
 * ``batching`` — halves the batch size on out-of-memory.
 * ``streams`` — on a CPU, several image batches encoded at once, one per core (``--cpu-streams``).

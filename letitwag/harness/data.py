@@ -1,8 +1,13 @@
-"""Open an evaluation dataset (Hub id or local folder) and find its image and label columns.
+"""Open a classification dataset (Hub id or local folder) and find its image and label columns.
 
 Why auto-detection: the released ``bethgelab/Let-It-Wag`` has one ``train`` split and its own
 column names; any dataset in the HF layout should work without flags, and the error for one
-that cannot should say which columns exist.
+that cannot should say which columns exist. Four layouts load: the HF Hub layout (parquet
+under ``data/``) or a Hub id, a ``save_to_disk`` folder, a plain image folder
+(``root/<class>/*.jpg``, read by ``datasets``' ``imagefolder``: classes are the sorted folder
+names, as torchvision's ``ImageFolder`` has them), and CLIP_benchmark's webdataset layout
+(``letitwag.harness.wds``: a local folder or a ``clip-benchmark/wds_*`` Hub id), whose shipped
+class names and templates become the defaults.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class EvalDataset:
     revision: str | None
     cache_identity: str  # cheap identity of the rows for the feature cache
     splits: list[str] = field(default_factory=list)
+    templates: list[str] | None = None  # the prompt templates the dataset ships (webdataset layout)
+    layout: str = "huggingface"  # "huggingface" | "webdataset"
 
     @property
     def num_rows(self) -> int:
@@ -47,8 +54,25 @@ def _is_saved_to_disk(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
-def _load_dict(source: str, revision: str | None):
-    """All splits of ``source``: a save_to_disk folder, a local HF-layout folder, or a Hub id."""
+# Where the Hub keeps its automatic parquet export of a dataset (also of one built by a script).
+PARQUET_EXPORT_REVISION = "refs/convert/parquet"
+
+
+def _load_hub_or_folder(datasets, target: str, revision: str | None):
+    """``load_dataset``; a Hub dataset that still ships a loading script (``datasets`` >= 4 runs none,
+    e.g. ``nlphuji/mscoco_2014_5k_test_image_text_retrieval``) is read from its parquet export."""
+    try:
+        return datasets.load_dataset(target, revision=revision)
+    except RuntimeError as error:
+        if "scripts are no longer supported" not in str(error) or revision is not None:
+            raise
+    logger.warning("%s ships a loading script, which datasets no longer runs; reading the Hub's parquet export "
+                   "(revision %s)", target, PARQUET_EXPORT_REVISION)
+    return datasets.load_dataset(target, revision=PARQUET_EXPORT_REVISION)
+
+
+def load_splits(source: str, revision: str | None) -> dict:
+    """All splits of ``source``: a save_to_disk folder, a local folder (HF layout or images), or a Hub id."""
     import datasets
 
     path = Path(source).expanduser()
@@ -58,10 +82,10 @@ def _load_dict(source: str, revision: str | None):
         else:
             if not path.exists() and (source.startswith((".", "/", "~")) or source.count("/") != 1):
                 raise UserInputError(f"dataset {source!r}: no such folder, and not a Hub id like ORG/NAME")
-            loaded = datasets.load_dataset(str(path) if path.is_dir() else source, revision=revision)
+            loaded = _load_hub_or_folder(datasets, str(path) if path.is_dir() else source, revision)
     except UserInputError:
         raise
-    except (FileNotFoundError, ValueError, OSError) as error:
+    except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserInputError(f"dataset {source!r}: cannot load it ({first})") from None
     if isinstance(loaded, datasets.Dataset):
@@ -83,15 +107,18 @@ def choose_split(splits: list[str], wanted: str | None, source: str) -> str:
     raise UserInputError(f"dataset {source!r}: several splits ({', '.join(splits)}); choose one with --split")
 
 
-def detect_columns(features, image_column: str | None, label_column: str | None, source: str) -> tuple[str, str]:
-    """The image column (an ``Image`` feature) and label column (a ``ClassLabel``), or the overrides."""
+def describe_columns(features) -> str:
+    """``name (FeatureType), ...``: what error messages list so the user can pick a column."""
+    return ", ".join(f"{name} ({type(feature).__name__})" for name, feature in features.items())
+
+
+def detect_image_column(features, image_column: str | None, source: str) -> str:
+    """The ``Image`` column (``image`` if several), or the override, checked to be an ``Image``."""
     import datasets
 
-    columns = list(features)
-    described = ", ".join(f"{name} ({type(feature).__name__})" for name, feature in features.items())
-    for given in (image_column, label_column):
-        if given and given not in features:
-            raise UserInputError(f"dataset {source!r}: no column {given!r}; columns: {described}")
+    described = describe_columns(features)
+    if image_column is not None and image_column not in features:
+        raise UserInputError(f"dataset {source!r}: no column {image_column!r}; columns: {described}")
     if image_column is None:
         images = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
         if not images:
@@ -101,6 +128,20 @@ def detect_columns(features, image_column: str | None, label_column: str | None,
         image_column = "image" if "image" in images else images[0]
         if len(images) > 1:
             logger.warning("several image columns (%s); using %r (override with --image-column)", images, image_column)
+    if not isinstance(features[image_column], datasets.Image):
+        raise UserInputError(f"dataset {source!r}: column {image_column!r} is not an Image feature ({described})")
+    return image_column
+
+
+def detect_columns(features, image_column: str | None, label_column: str | None, source: str) -> tuple[str, str]:
+    """The image column (an ``Image`` feature) and label column (a ``ClassLabel``), or the overrides."""
+    import datasets
+
+    columns = list(features)
+    described = describe_columns(features)
+    if label_column and label_column not in features:
+        raise UserInputError(f"dataset {source!r}: no column {label_column!r}; columns: {described}")
+    image_column = detect_image_column(features, image_column, source)
     if label_column is None:
         labels = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
         if not labels:
@@ -109,8 +150,6 @@ def detect_columns(features, image_column: str | None, label_column: str | None,
                 "column with --label-column and give class names with --classnames"
             )
         label_column = "label" if "label" in labels else labels[0]
-    if not isinstance(features[image_column], datasets.Image):
-        raise UserInputError(f"dataset {source!r}: column {image_column!r} is not an Image feature ({described})")
     if label_column not in columns or image_column == label_column:
         raise UserInputError(f"dataset {source!r}: bad label column {label_column!r} ({described})")
     return image_column, label_column
@@ -154,7 +193,7 @@ def _class_ids(feature, classnames: list[str] | None, source: str, label_column:
     return list(classnames)
 
 
-def _revision(dataset, source: str, requested: str | None) -> str | None:
+def dataset_revision(dataset, requested: str | None) -> str | None:
     """The Hub commit the rows came from (the datasets cache path holds it), else the request."""
     for cache_file in getattr(dataset, "cache_files", []) or []:
         for part in Path(cache_file.get("filename", "")).parts:
@@ -163,7 +202,7 @@ def _revision(dataset, source: str, requested: str | None) -> str | None:
     return requested
 
 
-def _local_files_identity(path: Path) -> list:
+def local_files_identity(path: Path) -> list:
     return [
         (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(path.rglob("*"))
@@ -183,7 +222,13 @@ def open_dataset(
     """Load ``source`` and resolve split, columns, class ids and the names used in prompts."""
     import datasets
 
-    splits = _load_dict(source, revision)
+    wds_root = webdataset_root(source, revision, split)
+    if wds_root is not None:
+        if image_column or label_column:
+            raise UserInputError(f"dataset {source!r} is in CLIP_benchmark's webdataset layout: its columns are "
+                                 "fixed, drop --image-column/--label-column")
+        return _open_webdataset(source, *wds_root, split, classnames_file)
+    splits = load_splits(source, revision)
     chosen = choose_split(sorted(splits), split, source)
     dataset = splits[chosen]
     features = dataset.features
@@ -197,7 +242,7 @@ def open_dataset(
         "source": str(local.resolve()) if local.exists() else source,
         "split": chosen,
         "fingerprint": getattr(dataset, "_fingerprint", None),
-        "files": _local_files_identity(local) if local.is_dir() else None,
+        "files": local_files_identity(local) if local.is_dir() else None,
         "columns": [image_column, label_column],
         "rows": len(dataset),
     }
@@ -210,7 +255,54 @@ def open_dataset(
         label_column=label_column,
         class_ids=class_ids,
         prompt_names=prompt_names,
-        revision=_revision(splits[chosen], source, revision),
+        revision=dataset_revision(splits[chosen], revision),
         cache_identity=cache_identity,
         splits=sorted(splits),
+    )
+
+
+def webdataset_root(source: str, revision: str | None, split: str | None) -> tuple[Path, str | None] | None:
+    """(local folder, revision) when ``source`` is in CLIP_benchmark's webdataset layout, else None.
+
+    A Hub id named like CLIP_benchmark's (``clip-benchmark/*``, ``ORG/wds_*``) is downloaded first, one
+    split only.
+    """
+    from letitwag.harness.wds import download_from_hub, is_wds_folder, looks_like_wds_hub_id
+
+    path = Path(source).expanduser()
+    if is_wds_folder(path):
+        return path, revision
+    if looks_like_wds_hub_id(source):
+        return download_from_hub(source, revision, split)
+    return None
+
+
+def webdataset_identity(source: str, root: Path, split: str) -> str:
+    """Cache identity of one split of a webdataset folder: its metadata files and tars (names, sizes, times)."""
+    files = [entry for entry in local_files_identity(root)
+             if entry[0].startswith(f"{split}/") or "/" not in entry[0]]
+    return hashlib.sha256(json.dumps({"source": source, "split": split, "files": files}, default=str).encode()).hexdigest()
+
+
+def _open_webdataset(source: str, root: Path, revision: str | None, split: str | None,
+                     classnames_file: str | Path | None) -> EvalDataset:
+    from letitwag.harness.wds import WdsRows, index_shards, read_layout
+
+    layout = read_layout(root)
+    if layout.dataset_type == "retrieval":
+        raise UserInputError(f"dataset {source!r} is a retrieval dataset ({root}/dataset_type.txt); "
+                             "evaluate it with --task retrieval")
+    if layout.dataset_type == "multilabel":
+        raise UserInputError(f"dataset {source!r} is multi-label ({root}/dataset_type.txt); letitwag evaluates "
+                             "single-label classification and retrieval, not multi-label classification")
+    chosen = choose_split(layout.splits, split, source)
+    classnames = read_name_file(classnames_file, "class names") if classnames_file else layout.classnames
+    if classnames is None:
+        raise UserInputError(f"{root / 'classnames.txt'}: missing; pass the class names in label order with --classnames FILE")
+    rows = WdsRows(index_shards(layout.shards(chosen)))
+    return EvalDataset(
+        dataset=rows, source=source, split=chosen, image_column=rows.image_column, label_column=rows.label_column,
+        class_ids=list(classnames), prompt_names=list(classnames), revision=revision,
+        cache_identity=webdataset_identity(source, root, chosen), splits=layout.splits,
+        templates=layout.templates, layout="webdataset",
     )

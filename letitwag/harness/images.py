@@ -28,9 +28,12 @@ def _image_bytes(value) -> bytes | None:
 
 
 class ImageRows:
-    """Map-style dataset over selected rows: ``(position, row index, label, sha256, pixels|None)``."""
+    """Map-style dataset over selected rows: ``(position, row index, label, sha256, pixels|None)``.
 
-    def __init__(self, dataset, image_column: str, label_column: str, indices: np.ndarray, preprocess):
+    ``dataset`` is anything indexable by row (a ``datasets.Dataset``, ``wds.WdsRows``); without a
+    label column (retrieval) every label is -1."""
+
+    def __init__(self, dataset, image_column: str, label_column: str | None, indices: np.ndarray, preprocess):
         self.dataset = dataset
         self.image_column = image_column
         self.label_column = label_column
@@ -45,7 +48,7 @@ class ImageRows:
 
         index = int(self.indices[position])
         row = self.dataset[index]
-        label = row[self.label_column]
+        label = row[self.label_column] if self.label_column is not None else None
         label = -1 if label is None else int(label)
         data = _image_bytes(row[self.image_column])
         content = hashlib.sha256(data or b"").digest()

@@ -120,10 +120,13 @@ def accuracy_by_frequency_bin(
     per_class_accuracy: Mapping[str, float],
     class_support: Mapping[str, int],
     frequency_counts: Mapping[str, Mapping[str, int]],
+    value_name: str = "accuracy",
 ) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
-    """Per corpus: concepts grouped by floor(log10(count)); the mean per-class accuracy of each bin.
+    """Per corpus: concepts grouped by floor(log10(count)); the mean per-concept value of each bin.
 
-    Returns the bins and, per corpus, the evaluated concepts that have no count (never dropped silently).
+    Returns the bins (the mean under ``value_name``: accuracy for classification, recall for
+    retrieval; ``num_samples`` sums the concepts' supports) and, per corpus, the evaluated concepts
+    that have no count (never dropped silently).
     """
     bins: dict[str, list[dict]] = {}
     unmatched: dict[str, list[str]] = {}
@@ -142,7 +145,7 @@ def accuracy_by_frequency_bin(
                 "log10_high": float(b + 1),
                 "num_concepts": len(grouped[b]),
                 "num_samples": int(sum(class_support[name] for name in grouped[b])),
-                "accuracy": float(np.mean([per_class_accuracy[name] for name in grouped[b]])),
+                value_name: float(np.mean([per_class_accuracy[name] for name in grouped[b]])),
             }
             for b in sorted(grouped)
         ]

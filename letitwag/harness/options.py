@@ -19,7 +19,7 @@ class EvaluationOptions:
     image_column: str | None = None
     label_column: str | None = None
     classnames: Path | None = None
-    prompts: str = "ensemble"
+    prompts: str | None = None  # None: the dataset's shipped templates, else "ensemble" (prompts.resolve_prompts)
     batch_size: int = 64
     workers: int = 2
     device: str | None = None  # None: cuda if available, else cpu

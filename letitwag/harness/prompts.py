@@ -1,13 +1,16 @@
-"""Prompt templates: the bundled sets (ensemble = the paper's 80 templates) or a user file."""
+"""Prompt templates: the bundled sets (ensemble = the paper's 80 templates), a user file, or a dataset's own."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from letitwag.errors import UserInputError
 from letitwag.io import text_sha256
+
+logger = logging.getLogger(__name__)
 
 PLACEHOLDER = "{c}"
 
@@ -61,3 +64,22 @@ def load_prompts(spec: str) -> PromptSet:
         if PLACEHOLDER not in template:
             raise UserInputError(f"{path}: template {line} ({template!r}) has no {PLACEHOLDER} placeholder for the class name")
     return PromptSet(str(path), tuple(templates))
+
+
+DEFAULT_PROMPTS = "ensemble"
+SHIPPED_TEMPLATES = "zeroshot_classification_templates.txt"
+
+
+def resolve_prompts(spec: str | None, shipped: list[str] | None, source: str) -> PromptSet:
+    """``--prompts`` when given; else the templates the dataset ships (CLIP_benchmark's default for its
+    webdataset exports), named ``<dataset folder or repo name>:zeroshot_classification_templates.txt``
+    (no ``/``: the name is a leaderboard key); else the paper's 80-template ``ensemble``."""
+    if spec:
+        return load_prompts(spec)
+    if shipped:
+        missing = [template for template in shipped if PLACEHOLDER not in template]
+        if missing:
+            logger.warning("%s: %d shipped template(s) have no %s, e.g. %r; they give the same text for every class",
+                           source, len(missing), PLACEHOLDER, missing[0])
+        return PromptSet(f"{Path(str(source).rstrip('/')).name}:{SHIPPED_TEMPLATES}", tuple(shipped))
+    return load_prompts(DEFAULT_PROMPTS)

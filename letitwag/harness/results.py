@@ -1,7 +1,9 @@
 """Run directories: ``results.json`` + ``predictions.parquet`` (docs/FORMATS.md, letitwag.results/1).
 
 Both files are written atomically; the predictions carry everything the leaderboard needs to
-recompute the metrics (``read_predictions`` + ``metrics.classification_metrics``).
+recompute the metrics (``read_predictions`` + ``metrics.classification_metrics`` for
+classification, ``read_retrieval_predictions`` + ``retrieval_metrics.retrieval_metrics`` for
+retrieval).
 """
 
 from __future__ import annotations
@@ -32,6 +34,22 @@ CLASSIFICATION_SCHEMA = pa.schema(
         ("topk_scores", pa.list_(pa.float32())),
     ],
     metadata={"format": PREDICTIONS_FORMAT},
+)
+
+RETRIEVAL_PREDICTIONS_FORMAT = "letitwag.retrieval-predictions/1"
+
+# One row per caption: both directions' ranks of the positives, and the caption's concepts.
+RETRIEVAL_SCHEMA = pa.schema(
+    [
+        ("caption_index", pa.int64()),
+        ("image_index", pa.int64()),
+        ("caption_position", pa.int32()),
+        ("caption", pa.string()),
+        ("text_to_image_rank", pa.int32()),
+        ("image_to_text_rank", pa.int32()),
+        ("concepts", pa.list_(pa.string())),
+    ],
+    metadata={"format": RETRIEVAL_PREDICTIONS_FORMAT},
 )
 
 _PACKAGES = ("letitwag", "torch", "torchvision", "open_clip_torch", "transformers", "diffusers", "datasets", "numpy", "pyarrow")
@@ -71,6 +89,24 @@ def classification_table(predictions: dict) -> pa.Table:
     )
 
 
+def retrieval_table(predictions: dict) -> pa.Table:
+    """One row per caption, by caption index; ``concepts`` null where no concept list tagged the captions."""
+    order = np.argsort(predictions["caption_index"], kind="stable")
+    concepts = predictions["concepts"]
+    return pa.table(
+        {
+            "caption_index": pa.array(predictions["caption_index"][order], pa.int64()),
+            "image_index": pa.array(predictions["image_index"][order], pa.int64()),
+            "caption_position": pa.array(predictions["caption_position"][order], pa.int32()),
+            "caption": pa.array([predictions["caption"][i] for i in order], pa.string()),
+            "text_to_image_rank": pa.array(predictions["text_to_image_rank"][order], pa.int32()),
+            "image_to_text_rank": pa.array(predictions["image_to_text_rank"][order], pa.int32()),
+            "concepts": pa.array([None if concepts is None else concepts[i] for i in order], pa.list_(pa.string())),
+        },
+        schema=RETRIEVAL_SCHEMA,
+    )
+
+
 def write_run(out_dir: str | Path, results: dict, predictions: pa.Table) -> Path:
     """Write predictions first, then results.json (its presence marks a complete run)."""
     out = Path(out_dir)
@@ -93,3 +129,21 @@ def read_predictions(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
     width = len(topk[0]) if len(topk) else 0
     ids = np.asarray(topk.flatten().to_numpy(zero_copy_only=False)).reshape(len(topk), width)
     return (np.asarray(table["sample_index"].to_numpy()), np.asarray(table["label"].to_numpy()), ids)
+
+
+def read_retrieval_predictions(path: str | Path) -> dict:
+    """The columns of a retrieval ``predictions.parquet`` as arrays (``concepts``: lists, or None if untagged)."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise UserInputError(f"{path}: not a readable predictions parquet ({error})") from None
+    missing = set(RETRIEVAL_SCHEMA.names) - set(table.column_names)
+    if missing:
+        raise UserInputError(f"{path}: missing columns {sorted(missing)}; see docs/FORMATS.md (retrieval predictions)")
+    columns = {name: np.asarray(table[name].to_numpy()) for name in
+               ("caption_index", "image_index", "caption_position", "text_to_image_rank", "image_to_text_rank")}
+    columns["caption"] = table["caption"].to_pylist()
+    concepts = table["concepts"]
+    columns["concepts"] = None if concepts.null_count == len(concepts) else [c or [] for c in concepts.to_pylist()]
+    return columns

@@ -1,5 +1,8 @@
 """The task registry: a task is a module with ``run(options, model) -> (fields, predictions)``.
 
+Tasks: ``classification`` (zero-shot), ``retrieval`` (image-text, both directions) and ``t2i``
+(text-to-image generation).
+
 Adding a task means adding one module and one entry here, plus its
 ``LOADERS`` kind (``encoder`` or ``generator``) and its predictions table builder.
 """
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from letitwag.errors import UserInputError
-from letitwag.harness.results import classification_table
+from letitwag.harness.results import classification_table, retrieval_table
 from letitwag.harness.t2i.predictions import t2i_table
 
 
@@ -28,6 +31,7 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "classification": Task("classification", "letitwag.harness.classification", "encoder", classification_table),
+    "retrieval": Task("retrieval", "letitwag.harness.retrieval", "encoder", retrieval_table),
     "t2i": Task("t2i", "letitwag.harness.t2i.task", "generator", t2i_table),
 }
 

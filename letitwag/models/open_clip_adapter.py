@@ -84,6 +84,7 @@ class OpenClipEncoder(Encoder):
             raise UserInputError(f"model spec {spec.raw!r}: {error}".splitlines()[0]) from None
         self.model = model.eval()
         self._image_tower = self._eager_image_tower()
+        self._text_tower = self._eager_text_tower()
         self.preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(spec.name)
         self.logit_scale = float(model.logit_scale.exp().item())
@@ -98,6 +99,15 @@ class OpenClipEncoder(Encoder):
         if self.precision == "fp32" and supports_class_token_tower(self.model):
             return ClassTokenTower(self.model.visual)
         return self.model.encode_image
+
+    def _eager_text_tower(self):
+        """The tower that stops at the batch's last end-of-text token (``open_clip_text_tower``) for an
+        fp32 CLIP, else ``encode_text`` itself (fp32 only, for the same reason as the image tower)."""
+        from letitwag.models.open_clip_text_tower import TrimmedTextTower, supports_trimmed_text
+
+        if self.precision == "fp32" and supports_trimmed_text(self.model):
+            return TrimmedTextTower(self.model)
+        return self.model.encode_text
 
     def compile_images(self) -> None:
         """Compile the image tower with inductor (weights frozen into the graph) for faster forwards.
@@ -128,7 +138,7 @@ class OpenClipEncoder(Encoder):
         return compiled(pixel_batch)
 
     def _encode_texts(self, texts):
-        return self.model.encode_text(self.tokenizer(texts).to(self.device))
+        return self._text_tower(self.tokenizer(texts).to(self.device))
 
     def metadata(self) -> dict:
         import open_clip

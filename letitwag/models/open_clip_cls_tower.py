@@ -18,23 +18,16 @@ on ViT-B-32):
 It builds on open_clip internals (``VisionTransformer._embeds``, the pre-norm
 ``ResidualAttentionBlock`` with a packed-projection ``nn.MultiheadAttention``), so it is used
 only where the tower has exactly that shape, and ``ClassTokenTower.verified`` compares it with
-the full forward on the first images it sees: a future open_clip that changes the block falls
-back to the full forward instead of giving different features.
+the full forward on the first images it sees (``verified_shortcut``): a future open_clip that
+changes the block falls back to the full forward instead of giving different features.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import torch.nn.functional as F
 from torch import nn
 
-logger = logging.getLogger(__name__)
-
-# The check against the full forward: images compared, and the tolerance on unit-scale features.
-CHECK_IMAGES = 2
-CHECK_TOLERANCE = 1e-4
+from letitwag.models.verified_shortcut import VerifiedShortcut
 
 
 def supports_class_token_tower(model) -> bool:
@@ -71,9 +64,10 @@ def _packed_self_attention(attn) -> bool:
             and attn.in_proj_bias is not None and attn.bias_k is None and not attn.add_zero_attn)
 
 
-def _attention(attn, normed, class_token_only: bool = False):
-    """``attn(normed, normed, normed)`` (queries from the class token only, if asked) as biased
-    projections and one ``scaled_dot_product_attention``."""
+def _attention(attn, normed, class_token_only: bool = False, causal: bool = False):
+    """``attn(normed, normed, normed)`` (queries from the class token only, if asked; each token
+    attending to itself and the tokens before it, if ``causal``) as biased projections and one
+    ``scaled_dot_product_attention``."""
     batch, tokens, width = normed.shape
     heads = attn.num_heads
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
@@ -83,7 +77,7 @@ def _attention(attn, normed, class_token_only: bool = False):
             batch, tokens, 2, heads, -1).permute(2, 0, 3, 1, 4)
     else:
         queries, keys, values = F.linear(normed, weight, bias).view(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
-    attended = F.scaled_dot_product_attention(queries, keys, values)
+    attended = F.scaled_dot_product_attention(queries, keys, values, is_causal=causal)
     merged = attended.transpose(1, 2).reshape(batch, queries.shape[2], width)
     return F.linear(merged, attn.out_proj.weight, attn.out_proj.bias)
 
@@ -101,28 +95,17 @@ def class_token_features(visual, pixels):
     return pooled @ visual.proj if visual.proj is not None else pooled
 
 
-class ClassTokenTower:
+class ClassTokenTower(VerifiedShortcut):
     """Callable image tower: the class-token shortcut once it has matched the full forward."""
 
+    what = "open_clip image tower (class-token shortcut)"
+
     def __init__(self, visual) -> None:
+        super().__init__()
         self.visual = visual
-        self.verified: bool | None = None  # None: not checked yet
-        self._checking = threading.Lock()  # streams call the tower from several threads: check once
 
-    def __call__(self, pixels):
-        if self.verified is None:
-            with self._checking:
-                if self.verified is None:
-                    self.verified = self._matches_full_forward(pixels[:CHECK_IMAGES])
-        return class_token_features(self.visual, pixels) if self.verified else self.visual(pixels)
+    def full(self, pixels):
+        return self.visual(pixels)
 
-    def _matches_full_forward(self, pixels) -> bool:
-        full = self.visual(pixels)
-        short = class_token_features(self.visual, pixels)
-        scale = max(1.0, float(full.abs().max()))
-        difference = float((full - short).abs().max()) / scale
-        if difference > CHECK_TOLERANCE:
-            logger.warning("open_clip image tower: the class-token shortcut differs from the full forward "
-                           "(%.2e); using the full forward", difference)
-            return False
-        return True
+    def shortcut(self, pixels):
+        return class_token_features(self.visual, pixels)

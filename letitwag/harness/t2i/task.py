@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from letitwag.harness.classification import _classifier as cached_classifier
-from letitwag.harness.classification import dataset_fingerprint, image_features, predict_topk, select_indices
+from letitwag.harness.classification import dataset_fingerprint, predict_topk
+from letitwag.harness.features import image_features, select_indices
 from letitwag.harness.data import EvalDataset, open_dataset
 from letitwag.harness.metrics import TOP_K
 from letitwag.harness.options import EvaluationOptions
-from letitwag.harness.prompts import load_prompts
+from letitwag.harness.prompts import load_prompts, resolve_prompts
 from letitwag.harness.t2i.generation import generate_all
 from letitwag.harness.t2i.metrics import t2i_metrics
 from letitwag.harness.t2i.prompts import concept_prompts, prompts_hash, read_prompt_file
@@ -69,7 +70,7 @@ def run(options: EvaluationOptions, generator) -> tuple[dict, dict]:
         classnames_file=options.classnames, revision=options.dataset_revision,
     )
     overrides = read_prompt_file(settings.prompt_file, data.class_ids) if settings.prompt_file else {}
-    templates = load_prompts(options.prompts)
+    templates = resolve_prompts(options.prompts, None, options.dataset)
     prompts = concept_prompts(data.class_ids, data.prompt_names, templates, overrides)
     # The judges load before generation: a typo or a missing download fails now, not after hours of generating.
     judge = _load_judge(settings.judge, options)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import CONCEPT_IDS
+from fault_helpers import CONCEPT_IDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -15,7 +15,7 @@ import importlib
 import json
 
 import pytest
-from conftest import (
+from fault_helpers import (
     EVAL_CHUNK,
     EVAL_SAMPLES,
     FREQUENCY_OUTPUTS,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from conftest import (CURATE_CHUNK, CURATE_IMAGES, after, curate_argv, curated_outputs, early_delay, kill_points,
+from fault_helpers import (CURATE_CHUNK, CURATE_IMAGES, after, curate_argv, curated_outputs, early_delay, kill_points,
                       kill_when, leftover_temporaries, letitwag_command, mtimes, run_cli, validation_chunks)
 
 OUTPUTS = ("curated.parquet", "report.json", "report.md", "report.html")

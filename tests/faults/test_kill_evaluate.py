@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 
-from conftest import (EVAL_CHUNK, EVAL_SAMPLES, HERE, after, early_delay, eval_argv, eval_env, feature_chunks,
+from fault_helpers import (EVAL_CHUNK, EVAL_SAMPLES, HERE, after, early_delay, eval_argv, eval_env, feature_chunks,
                       kill_points, kill_when, mtimes, run_outputs)
 from letitwag.cli import main
 

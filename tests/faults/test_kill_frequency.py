@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import (FREQUENCY_OUTPUTS, after, count_argv, early_delay, kill_points, kill_when, letitwag_command,
+from fault_helpers import (FREQUENCY_OUTPUTS, after, count_argv, early_delay, kill_points, kill_when, letitwag_command,
                       mtimes, run_cli)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERE, TESTS, eval_env, kill_points, kill_when, mtimes, run_outputs
+from fault_helpers import HERE, TESTS, eval_env, kill_points, kill_when, mtimes, run_outputs
 from letitwag.cli import main
 
 MODEL = "python:fault_models:throttled"

@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import load_test_helpers, one_line_error
+from fault_helpers import load_test_helpers, one_line_error
 from letitwag.cli import main
 from letitwag.errors import UserInputError
 from letitwag.leaderboard.board import Board

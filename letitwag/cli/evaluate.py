@@ -103,9 +103,12 @@ def _add_retrieval_arguments(parser) -> None:
                        help="keep the first N captions of each image (the paper used 5 for COCO and Flickr); "
                        "default: all, as CLIP_benchmark")
     group.add_argument("--concepts", default=None,
-                       help="concept list tagging each caption for per-concept recall: a bundled name (coco, flickr, "
-                       "all, ...) or a file (see docs/FORMATS.md), or none; default: the dataset's bundled list "
-                       "when it is one of the paper's (COCO -> coco, Flickr -> flickr), else none")
+                       help="the paper's concept list of the dataset: retrieval tags each caption with it for "
+                       "per-concept recall; classification maps each class name to one of its concepts for the "
+                       "frequency join (unmapped classes are listed in results.json). A bundled name (coco, flickr, "
+                       "cifar10, imagenet, let-it-wag, all, ...), a file (see docs/FORMATS.md), or none; default: "
+                       "the dataset's bundled list when it is one of the paper's (wds_mscoco_captions -> coco, "
+                       "wds_vtab-cifar10 -> cifar10, ...), else none")
     group.add_argument("--min-concept-images", type=int, default=PAPER_MIN_CONCEPT_IMAGES,
                        help="report per-concept recall for concepts carried by at least N images (the paper's 10); "
                        "the others are listed in results.json")
@@ -179,7 +182,7 @@ def _task_extra(args) -> dict:
         return _t2i_extra(args)
     if args.task == "retrieval":
         return _retrieval_extra(args)
-    return {"compile": args.compile}
+    return {"compile": args.compile, "concepts": args.concepts}
 
 
 def _options(args):

@@ -15,7 +15,7 @@ from typing import Any
 
 from letitwag.errors import UserInputError
 from letitwag.leaderboard.board import DATASET_IDENTITY, Board, EntryKey, store_entry
-from letitwag.leaderboard.frequencies import frequency_counts_for
+from letitwag.leaderboard.frequencies import class_concepts_for, frequency_counts_for
 from letitwag.leaderboard.predictions import check_predictions
 from letitwag.leaderboard.recompute import bootstrap_settings, compare_metrics, recompute_classification
 from letitwag.leaderboard.submission import (
@@ -164,9 +164,10 @@ def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = T
     else:
         predictions = check_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, board.labels,
                                         config.dataset["num_classes"])
+        class_concepts = class_concepts_for(results, class_names, config.dataset["id"], results_path)
         recomputed = recompute_classification(predictions.labels, predictions.topk_ids, class_names,
                                               claimed, max_bootstrap_samples=config.max_bootstrap_samples,
-                                              frequency_counts=counts)
+                                              frequency_counts=counts, class_concepts=class_concepts)
     compare_metrics(claimed, recomputed, config.tolerance, str(results_path))
 
     if new_entry and key.normalised() in board.keys():

@@ -24,9 +24,11 @@ def _bundled(count_type: str) -> dict[str, dict[str, int]]:
     return paper_counts_by_corpus(count_type)
 
 
-def concept_frequencies(class_names: Sequence[str], corpus: str, count_type: str = "matched") -> dict[str, int]:
-    """class id -> documents in ``corpus`` for every class the paper's table covers."""
-    matched = counts_for_classes(list(class_names), paper_table(corpus, count_type).counts())
+def concept_frequencies(class_names: Sequence[str], corpus: str, count_type: str = "matched",
+                        class_concepts: Mapping[str, str] | None = None) -> dict[str, int]:
+    """class id -> documents in ``corpus`` for every class the paper's table covers (``class_concepts``: the
+    paper's concept of a class where the two are spelled differently, ``letitwag.concept_map``)."""
+    matched = counts_for_classes(list(class_names), paper_table(corpus, count_type).counts(), class_concepts)
     return {name: count for name, count in matched.items() if count is not None}
 
 

@@ -33,7 +33,7 @@ def long_tail_fit(per_class: Mapping[str, float], frequencies: Mapping[str, int]
     """The fit over the concepts with both an accuracy (a fraction) and a count; None below 3 such concepts."""
     concepts = sorted(concept for concept in frequencies if concept in per_class)
     fit = regression_fit([frequencies[c] for c in concepts], [100.0 * per_class[c] for c in concepts],
-                         bootstrap, seed)
+                         bootstrap, seed, correlations=False)
     if fit.slope_per_decade is None or fit.intercept is None:
         return None
     interval = fit.slope_ci95 if None not in fit.slope_ci95 else None

@@ -39,7 +39,8 @@ METHODS = {
     "per-concept regression": "OLS of score on log10(count + 1) over every joined concept; slope is per decade "
                               "(tenfold) of frequency; 95% CI = 2.5/97.5 percentiles of a seeded bootstrap over "
                               "concepts; Pearson and Spearman correlations with p-values",
-    "join": "per concept: explicit rename, exact id, normalised id/display name (letitwag.concepts.normalize_text), "
+    "join": "per concept: explicit rename (--rename, else the class -> concept map a classification run recorded in "
+            "results.json dataset.concepts), exact id, normalised id/display name (letitwag.concepts.normalize_text), "
             "bundled alias; anything else is listed under 'Concepts not joined' with its reason",
 }
 IMAGENET_DATASET = re.compile(r"(^|/)imagenet(-?1k)?$", re.IGNORECASE)

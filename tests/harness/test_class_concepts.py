@@ -6,12 +6,14 @@ nothing, the checks are on the class -> concept join).
 """
 
 import numpy as np
+import pytest
 
 from dataset_helpers import png
 from peer_clip_benchmark import write_webdataset
 from letitwag.harness.options import EvaluationOptions
 from letitwag.harness.runner import evaluate
 from letitwag.leaderboard.frequencies import class_concepts_for
+from letitwag.leaderboard.submission import SubmissionRejected
 from letitwag.tables import paper_table
 
 NAMES = ["airplane", "automobile", "ship", "no such class"]  # CLIP_benchmark's CIFAR-10 spelling, plus a stranger
@@ -42,6 +44,9 @@ def test_webdataset_classes_join_frequencies_through_the_papers_concepts(tiny_op
     # the leaderboard rebuilds the same map from the class names, and refuses a tampered one
     assert class_concepts_for(results, results["dataset"]["class_names"], results["dataset"]["id"], "r") == \
         concepts["class_concepts"]
+    concepts["unmapped"] = []
+    with pytest.raises(SubmissionRejected, match="dataset.concepts differs from the board's mapping"):
+        class_concepts_for(results, results["dataset"]["class_names"], results["dataset"]["id"], "r")
 
     unmapped_off = _run(tiny_open_clip, root, tmp_path / "off", extra={"concepts": "none"})
     assert unmapped_off["dataset"]["concepts"] is None

@@ -259,23 +259,3 @@ def load_concepts(spec: str | Path) -> ConceptList:
     if len(concepts) == 0:
         raise ConceptListError(f"{path}: the concept list is empty; give at least one concept")
     return concepts
-
-
-# --- which bundled list goes with which dataset ------------------------------------------
-
-def concept_list_for_dataset(source: str | Path) -> str | None:
-    """The bundled concept list of a known downstream dataset (``coco`` for
-    ``nlphuji/mscoco_2014_5k_test_image_text_retrieval`` or ``clip-benchmark/wds_mscoco_captions``, ...),
-    matched by Hub id or by the name of a local copy's folder (``./wds_mscoco_captions``); None if unknown.
-    """
-    from letitwag.data import read_bundled_json
-
-    text = str(source).rstrip("/")
-    name = Path(text).name
-    for list_name, entry in read_bundled_json("downstream_datasets.json").items():
-        if list_name.startswith("_"):
-            continue
-        for known in entry["datasets"]:
-            if text == known or name == known.split("/")[-1]:
-                return list_name
-    return None

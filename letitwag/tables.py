@@ -262,22 +262,27 @@ def paper_counts_by_corpus(count_type: str = "matched") -> dict[str, dict[str, i
     return counts
 
 
-def counts_for_classes(class_names: list[str], counts: Mapping[str, int]) -> dict[str, int | None]:
+def counts_for_classes(class_names: list[str], counts: Mapping[str, int],
+                       class_concepts: Mapping[str, str] | None = None) -> dict[str, int | None]:
     """Join class ids to counts by exact id, else by normalised display name (e.g. spacing variants).
 
     The harness bins accuracy with it and the leaderboard recomputes those bins with it, so the two
     can never disagree on which count belongs to which class (the paper's files spell
     ``African rock python`` where Let it Wag! says ``African_rock_python``); ``None`` = no count.
+    ``class_concepts`` (``letitwag.concept_map``) names the paper's concept a class is, where the two
+    differ (CIFAR-10's ``automobile`` is the paper's ``car``); that concept is then looked up instead.
     """
     by_form = {}
     for concept_id, count in counts.items():
         by_form.setdefault(normalize_text(display_name(concept_id)), count)
+    concept_of = class_concepts or {}
     matched: dict[str, int | None] = {}
     for name in class_names:
-        if name in counts:
-            matched[name] = int(counts[name])
+        key = concept_of.get(name, name)
+        if key in counts:
+            matched[name] = int(counts[key])
         else:
-            found = by_form.get(normalize_text(display_name(name)))
+            found = by_form.get(normalize_text(display_name(key)))
             matched[name] = int(found) if found is not None else None
     return matched
 

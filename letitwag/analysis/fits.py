@@ -21,6 +21,7 @@ fit shows it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
@@ -233,30 +234,41 @@ class RegressionFit:
         return record
 
 
-def _bootstrap_lines(x: np.ndarray, y: np.ndarray, samples: int, seed: int, chunk: int = 256):
-    """Slopes and intercepts of OLS lines on ``samples`` resamples (vectorised, seeded).
+@functools.lru_cache(maxsize=4)
+def _resample_weights(n: int, samples: int, seed: int, chunk: int = 256) -> np.ndarray:
+    """``(samples, n)``: how often each of the n points is drawn in each seeded resample (read-only).
 
-    Works on data centred once on the full sample, in float32 (gathering the resamples is
-    the cost; centred values keep float32 sums accurate to far below the CI's width), and
-    needs only four sums per replicate.
+    Cached: the draws depend only on (n, samples, seed), and a leaderboard fits every model over the
+    same concepts, where drawing and gathering the resamples was most of each fit.
     """
     rng = np.random.default_rng(seed)
-    slopes = np.empty(samples)
-    intercepts = np.empty(samples)
-    n = len(x)
-    x_centre, y_centre = x.mean(), y.mean()
-    xc, yc = (x - x_centre).astype(np.float32), (y - y_centre).astype(np.float32)
+    weights = np.empty((samples, n))
     for start in range(0, samples, chunk):
-        stop = min(start + chunk, samples)
-        index = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)
-        xs, ys = xc[index], yc[index]
-        mx, my = xs.mean(axis=1, dtype=np.float64), ys.mean(axis=1, dtype=np.float64)
-        var = np.einsum("ij,ij->i", xs, xs, dtype=np.float64) - n * mx * mx
-        cov = np.einsum("ij,ij->i", xs, ys, dtype=np.float64) - n * mx * my
-        ok = var > 1e-12 * n
-        slope = np.where(ok, cov / np.where(ok, var, 1.0), np.nan)
-        slopes[start:stop] = slope
-        intercepts[start:stop] = y_centre + (my - slope * mx) - slope * x_centre
+        rows = min(start + chunk, samples) - start
+        index = rng.integers(0, n, size=(rows, n), dtype=np.int32)
+        offset = (index + (np.arange(rows) * n)[:, None]).ravel()
+        weights[start : start + rows] = np.bincount(offset, minlength=rows * n).reshape(rows, n)
+    weights.flags.writeable = False
+    return weights
+
+
+def _bootstrap_lines(x: np.ndarray, y: np.ndarray, samples: int, seed: int):
+    """Slopes and intercepts of OLS lines on ``samples`` resamples (vectorised, seeded).
+
+    A resample's sums are its draw counts times the values, so the four sums every line needs are
+    four matrix-vector products with the cached count matrix, on data centred once on the full
+    sample (which keeps the sums accurate).
+    """
+    n = len(x)
+    weights = _resample_weights(n, samples, seed)
+    x_centre, y_centre = x.mean(), y.mean()
+    xc, yc = x - x_centre, y - y_centre
+    mx, my = weights @ xc / n, weights @ yc / n
+    var = weights @ (xc * xc) - n * mx * mx
+    cov = weights @ (xc * yc) - n * mx * my
+    ok = var > 1e-12 * n
+    slopes = np.where(ok, cov / np.where(ok, var, 1.0), np.nan)
+    intercepts = y_centre + (my - slopes * mx) - slopes * x_centre
     return slopes, intercepts
 
 
@@ -273,8 +285,14 @@ def regression_fit(
     scores: Sequence[float],
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
+    *,
+    correlations: bool = True,
 ) -> RegressionFit:
-    """OLS of score on log10(count + 1) over all concepts, with a seeded bootstrap CI."""
+    """OLS of score on log10(count + 1) over all concepts, with a seeded bootstrap CI.
+
+    ``correlations=False`` leaves the Pearson and Spearman fields None, for callers that need only
+    the line (the leaderboard fits a thousand models per build).
+    """
     x = np.log10(np.asarray(counts, dtype=np.float64) + 1.0)
     y = np.asarray(scores, dtype=np.float64)
     boot = {"samples": int(bootstrap), "seed": int(seed), "method": "percentile, resampling concepts"}
@@ -282,8 +300,8 @@ def regression_fit(
         return RegressionFit(len(x), None, [None, None], None, [None, None], None, None, None, None, boot,
                              note="a line needs 3 or more concepts with different counts")
     line = stats.linregress(x, y)
-    r, p = _pearson(x, y)
-    rho, rho_p = _spearman(x, y)
+    r, p = _pearson(x, y) if correlations else (None, None)
+    rho, rho_p = _spearman(x, y) if correlations else (None, None)
     slopes = intercepts = None
     slope_ci = intercept_ci = [None, None]
     if bootstrap > 0:

@@ -46,6 +46,7 @@ CLASSIFICATION_DATASETS = (
     "dtd", "eurosat", "fgvcaircraft", "flowers102", "food101", "imagenet-sketch", "oxfordpets", "stanfordcars",
     "ucf101",
 )
+RETRIEVAL_DATASETS = ("coco", "flickr")
 PROMPT_SETS = ("class", "simple", "ensemble")
 COUNT_TYPE = {"laion200m_train_test_sim_normalized": "image"}  # all others: matched
 CLASSIFICATION_EDGES = {"laion400m": "2,1", "synthci30m": "0,4"}  # all others: 1,1
@@ -139,7 +140,7 @@ def _retrieval_runs(position: str) -> list[PaperRun]:
                     _concept_scores(f"paper:retrieval/{dataset}_{direction}_k={k}", key, dataset, "retrieval",
                                     f"{direction} recall@{k}", "fraction", grouped[(key, direction, k, dataset)],
                                     "recall")
-                    for dataset in ("coco", "flickr") if (key, direction, k, dataset) in grouped
+                    for dataset in RETRIEVAL_DATASETS if (key, direction, k, dataset) in grouped
                 ]
                 runs.append(PaperRun("retrieval", corpus, COUNT_TYPE.get(corpus, "matched"),
                                      _binning(7, RETRIEVAL_EDGES, position), scores,

@@ -75,6 +75,13 @@ figure{margin:1em 0} img{max-width:100%} .note{color:#555;font-size:13px}
 {% if let_it_wag.overlay %}<p>New results overlaid: {% for o in let_it_wag.overlay %}{{ o.model }} ({{ o.imagenet_top1|fmt }}, {{ o.let_it_wag_top1|fmt }}){% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
 {% if let_it_wag.not_overlaid %}<p class="note">Not overlaid: {% for o in let_it_wag.not_overlaid %}{{ o.model }} ({{ o.reason }}){% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
 {% endif %}
+{% for suite in suites %}
+<h2>Suite datasets not evaluated ({{ suite.not_evaluated|length }})</h2>
+<p>From <code>{{ suite.folder }}</code>; the fits above cover only the datasets it evaluated.</p>
+{% if suite.not_evaluated %}<table><tr><th class="l">dataset</th><th class="l">status</th><th class="l">reason / how to get it</th></tr>
+{% for d in suite.not_evaluated %}<tr><td class="l">{{ d.dataset }}</td><td class="l">{{ d.status }}</td><td class="l"><code>{{ d.reason }}</code></td></tr>{% endfor %}
+</table>{% endif %}
+{% endfor %}
 <h2>Concepts not joined ({{ unjoined|length }})</h2>
 {% if unjoined %}<table><tr><th class="l">model</th><th class="l">dataset</th><th class="l">metric</th><th class="l">concept</th><th class="l">reason</th></tr>
 {% for u in unjoined %}<tr><td class="l">{{ u.model }}</td><td class="l">{{ u.dataset }}</td><td class="l">{{ u.metric }}</td><td class="l">{{ u.concept }}</td><td class="l">{{ u.reason }}</td></tr>{% endfor %}
@@ -128,6 +135,7 @@ def write_html(out_dir: Path, analysis: dict, fit_rows: list[dict]) -> Path:
         fit_columns=FIT_COLUMNS, text_columns=TEXT_COLUMNS, let_it_wag=analysis.get("let_it_wag_vs_imagenet"),
         unjoined=analysis["join"]["unjoined"], excluded=analysis["join"]["excluded"],
         excluded_total=sum(len(e["concepts"]) for e in analysis["join"]["excluded"]),
+        suites=analysis.get("suites", []),
     )
     path = out_dir / "index.html"
     atomic_write_text(path, html)

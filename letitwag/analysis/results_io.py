@@ -1,10 +1,11 @@
 """Read per-concept performance from any results file into one shape.
 
-The analysis must work on the harness's ``results.json`` (``letitwag.results/1``) and on a
-plain table a user wrote by hand, so everything becomes a ``ConceptScores``: who (model),
-on what (dataset, task), which number (metric, unit) and one score per concept. A concept
-whose score is missing or NaN is not silently dropped: it goes to ``excluded`` with its
-reason, and the report lists it.
+The analysis must work on the harness's ``results.json`` (``letitwag.results/1``: classification
+``per_class_accuracy``, retrieval ``per_concept`` recall), on a suite folder of them
+(``evaluate --suite``: ``suite.json``) and on a plain table a user wrote by hand, so everything
+becomes a ``ConceptScores``: who (model), on what (dataset, task), which number (metric, unit)
+and one score per concept. A concept whose score is missing or NaN is not silently dropped: it
+goes to ``excluded`` with its reason, and the report lists it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ConceptScores:
     excluded: list[dict] = field(default_factory=list)
     pretrained: str = ""
     top1: float | None = None  # overall accuracy in percent, when the file has one
+    renames: dict[str, str] = field(default_factory=dict)  # class name -> the paper's concept id (results.json)
+    concept_list: str | None = None  # the bundled concept list the classes or captions were matched with
 
     def describe(self) -> dict:
         return {"source": self.source, "model": self.model, "dataset": self.dataset, "task": self.task,
@@ -59,6 +62,38 @@ def _score_value(raw, where: str, concept: str, excluded: list[dict]) -> float |
     return float(raw)
 
 
+def _scores(values: dict, path: Path, excluded: list[dict]) -> dict[str, float]:
+    scores = {}
+    for concept, raw in values.items():
+        value = _score_value(raw, str(path), concept, excluded)
+        if value is not None:
+            scores[concept] = value
+    return scores
+
+
+def _retrieval_scores(path: Path, data: dict, metric: str | None, base: dict) -> list[ConceptScores]:
+    """One ``ConceptScores`` per recall metric of ``metrics.per_concept`` (or only ``metric``)."""
+    from letitwag.harness.retrieval_metrics import metric_names
+
+    metrics = data.get("metrics") or {}
+    per_concept = metrics.get("per_concept")
+    if not isinstance(per_concept, dict) or not per_concept:
+        raise UserInputError(f"{path}: no per-concept recall (metrics.per_concept); evaluate with a concept list "
+                             "(--concepts) so captions are tagged")
+    names = metric_names()
+    if metric is not None and metric not in names:
+        raise UserInputError(f"{path}: --metric {metric} is not a retrieval metric; use one of {', '.join(names)}")
+    below = [{"concept": concept, "reason": f"carried by fewer than {metrics.get('min_concept_images')} images"}
+             for concept in metrics.get("concepts_below_min_images") or []]
+    out = []
+    for name in [metric] if metric else names:
+        excluded = list(below)
+        values = {concept: recalls.get(name) if isinstance(recalls, dict) else None
+                  for concept, recalls in per_concept.items()}
+        out.append(ConceptScores(metric=name, scores=_scores(values, path, excluded), excluded=excluded, **base))
+    return out
+
+
 def _from_results_json(path: Path, data: dict, metric: str | None, task: str | None) -> list[ConceptScores]:
     fmt = str(data.get("format", ""))
     if not fmt.startswith("letitwag.results/"):
@@ -67,6 +102,19 @@ def _from_results_json(path: Path, data: dict, metric: str | None, task: str | N
     if fmt.split("/")[1].split(".")[0] != "1":
         raise UserInputError(f"{path}: results format {fmt} is newer than this tool reads (letitwag.results/1)")
     metrics = data.get("metrics") or {}
+    model = data.get("model") or {}
+    dataset = data.get("dataset") or {}
+    mapped = dataset.get("concepts") if isinstance(dataset.get("concepts"), dict) else {}
+    tagged = data.get("concepts") if isinstance(data.get("concepts"), dict) else {}
+    top1 = metrics.get("top1")
+    base = {"source": str(path), "model": str(model.get("spec") or model.get("name") or path.parent.name),
+            "dataset": str(dataset.get("id") or "unknown"), "task": task or str(data.get("task") or "classification"),
+            "unit": "fraction", "pretrained": str(model.get("pretrained") or ""),
+            "top1": 100.0 * top1 if isinstance(top1, (int, float)) else None,
+            "renames": dict(mapped.get("class_concepts") or {}),
+            "concept_list": mapped.get("list") or tagged.get("list")}
+    if data.get("task") == "retrieval" and (metric is None or not metric.startswith("per_class")):
+        return _retrieval_scores(path, data, metric, base)
     wanted = metric or DEFAULT_METRIC
     per_concept = metrics.get(wanted)
     if not isinstance(per_concept, dict) or not per_concept:
@@ -74,30 +122,12 @@ def _from_results_json(path: Path, data: dict, metric: str | None, task: str | N
         raise UserInputError(f"{path}: no per-concept field metrics.{wanted} "
                              f"(per-concept fields present: {', '.join(have) or 'none'}); "
                              "pass --metric with one of them or evaluate with per-class metrics")
-    model = data.get("model") or {}
-    dataset = data.get("dataset") or {}
     excluded: list[dict] = []
-    scores = {}
-    for concept, raw in per_concept.items():
-        value = _score_value(raw, str(path), concept, excluded)
-        if value is not None:
-            scores[concept] = value
+    scores = _scores(per_concept, path, excluded)
     for name in dataset.get("class_names") or []:
         if name not in per_concept:
             excluded.append({"concept": name, "reason": f"class in dataset.class_names but not in metrics.{wanted}"})
-    top1 = metrics.get("top1")
-    return [ConceptScores(
-        source=str(path),
-        model=str(model.get("spec") or model.get("name") or path.parent.name),
-        dataset=str(dataset.get("id") or "unknown"),
-        task=task or str(data.get("task") or "classification"),
-        metric=wanted,
-        unit="fraction",
-        scores=scores,
-        excluded=excluded,
-        pretrained=str(model.get("pretrained") or ""),
-        top1=100.0 * top1 if isinstance(top1, (int, float)) else None,
-    )]
+    return [ConceptScores(metric=wanted, scores=scores, excluded=excluded, **base)]
 
 
 def _pick(columns: list[str], candidates: tuple[str, ...], preferred: str | None) -> str | None:
@@ -146,13 +176,50 @@ def _from_table(path: Path, table: pa.Table, metric: str | None, task: str | Non
     return list(groups.values())
 
 
+def suite_runs(folder: Path) -> tuple[list[tuple[str, Path]], list[dict]]:
+    """A suite folder's (dataset name, results.json) of every evaluated dataset, and the datasets it lacks."""
+    from letitwag.harness.suite import SUITE_FILE, SUITE_FORMAT
+
+    path = folder / SUITE_FILE
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserInputError(f"{path}: cannot read the suite summary ({error}); rerun letitwag evaluate --suite") from None
+    if not isinstance(suite, dict) or suite.get("format") != SUITE_FORMAT:
+        raise UserInputError(f"{path}: not a {SUITE_FORMAT} file; rerun letitwag evaluate --suite")
+    runs, lacking = [], []
+    for entry in suite.get("datasets") or []:
+        if entry.get("status") in ("evaluated", "reused") and entry.get("results"):
+            runs.append((str(entry["name"]), folder / entry["results"]))
+        else:
+            lacking.append({"dataset": entry.get("name"), "status": entry.get("status"),
+                            "reason": entry.get("error") or entry.get("how_to_get")})
+    if not runs:
+        raise UserInputError(f"{path}: no dataset of the suite was evaluated; nothing to analyse")
+    return runs, lacking
+
+
+def is_suite_folder(path: str | Path) -> bool:
+    from letitwag.harness.suite import SUITE_FILE
+
+    return Path(path).is_dir() and (Path(path) / SUITE_FILE).is_file()
+
+
 def read_concept_scores(path: str | Path, metric: str | None = None, task: str | None = None) -> list[ConceptScores]:
-    """Read ``results.json`` (or a run directory holding one), or a CSV/TSV/parquet table.
+    """Read ``results.json`` (or a run directory holding one), a suite folder, or a CSV/TSV/parquet table.
 
     A table has a concept column and a score column, and optionally ``model``, ``dataset``,
-    ``task`` and ``pretrained`` columns (one ``ConceptScores`` per model/dataset/task).
+    ``task`` and ``pretrained`` columns (one ``ConceptScores`` per model/dataset/task). A suite
+    folder gives every evaluated dataset's scores, named by the suite's dataset names.
     """
     path = Path(path)
+    if is_suite_folder(path):
+        scores = []
+        for name, results in suite_runs(path)[0]:
+            for item in read_concept_scores(results, metric=metric, task=task):
+                item.dataset = name
+                scores.append(item)
+        return scores
     if path.is_dir():
         path = path / "results.json"
     if task is not None and task not in TASKS:

@@ -23,7 +23,7 @@ from letitwag.analysis.fits import (BIN_POSITIONS, DEFAULT_BINS, DEFAULT_BOOTSTR
 from letitwag.analysis.grouping import FitResult, fit_group, group_rows
 from letitwag.analysis.join import CountIndex, join_scores
 from letitwag.analysis.report import (ANALYSIS_FORMAT, JOINED_COLUMNS, now_iso, write_csv, write_html, write_json)
-from letitwag.analysis.results_io import ConceptScores, read_concept_scores
+from letitwag.analysis.results_io import ConceptScores, is_suite_folder, read_concept_scores, suite_runs
 from letitwag.concepts import bundled_concepts, normalize_text
 from letitwag.errors import UserInputError
 from letitwag.tables import FrequencyTable, paper_table
@@ -39,7 +39,8 @@ METHODS = {
     "per-concept regression": "OLS of score on log10(count + 1) over every joined concept; slope is per decade "
                               "(tenfold) of frequency; 95% CI = 2.5/97.5 percentiles of a seeded bootstrap over "
                               "concepts; Pearson and Spearman correlations with p-values",
-    "join": "per concept: explicit rename, exact id, normalised id/display name (letitwag.concepts.normalize_text), "
+    "join": "per concept: explicit rename (--rename, else the class -> concept map a classification run recorded in "
+            "results.json dataset.concepts), exact id, normalised id/display name (letitwag.concepts.normalize_text), "
             "bundled alias; anything else is listed under 'Concepts not joined' with its reason",
 }
 IMAGENET_DATASET = re.compile(r"(^|/)imagenet(-?1k)?$", re.IGNORECASE)
@@ -67,7 +68,7 @@ class AnalysisInputs:
 
     def join(self, scores: ConceptScores, index: CountIndex, renames: Mapping[str, str]) -> list[dict]:
         self.add_scores(scores)
-        result = join_scores(scores, index, dict(renames))
+        result = join_scores(scores, index, {**scores.renames, **renames})
         self.unjoined.extend(result.unjoined)
         for method, number in result.methods.items():
             self.match_methods[method] += number
@@ -102,8 +103,20 @@ def _index_for(table: FrequencyTable, corpus: str, count_type: str | None, cache
     return cache[key]
 
 
+def _groups(rows: list[dict], per_dataset: bool, suite: bool) -> dict[tuple, list[dict]]:
+    """Fit groups: pooled over datasets (the paper's way) or one per dataset; for a suite folder both, and
+    the pooled fits over the datasets the paper pooled (its 18 classification sets, COCO + Flickr)."""
+    if not suite:
+        return group_rows(rows, per_dataset)
+    pooled = {*paper_data.CLASSIFICATION_DATASETS, *paper_data.RETRIEVAL_DATASETS}
+    groups = group_rows(rows, per_dataset=True)
+    if not per_dataset:
+        groups.update(group_rows([row for row in rows if row["dataset"] in pooled], per_dataset=False))
+    return groups
+
+
 def _user_fits(state: AnalysisInputs, all_scores: list[ConceptScores], table_spec: str, *, count_type, corpus,
-               bins, edge_rule: EdgeRule, position, bootstrap, seed, renames, per_dataset) -> None:
+               bins, edge_rule: EdgeRule, position, bootstrap, seed, renames, per_dataset, suite) -> None:
     table = FrequencyTable.read(table_spec)
     cache: dict = {}
     rows: list[dict] = []
@@ -114,7 +127,7 @@ def _user_fits(state: AnalysisInputs, all_scores: list[ConceptScores], table_spe
         rows.extend(joined)
         for row in joined:
             units[(row["model"], row["metric"])] = scores.unit
-    for key, group in group_rows(rows, per_dataset).items():
+    for key, group in _groups(rows, per_dataset, suite).items():
         task = key[3]
         binning = BinningOptions(bins=bins or DEFAULT_BINS.get(task, 12), edges=edge_rule, position=position)
         state.fits.append(fit_group(key, group, binning, bootstrap, seed, unit=units[(key[0], key[4])],
@@ -252,8 +265,13 @@ def _zipf_figure(zipf: list[dict], out_dir: Path, figures: list[dict]) -> None:
 
 
 def _results_figures(fits: list[FitResult], out_dir: Path, figures: list[dict]) -> None:
+    from letitwag.harness.retrieval_metrics import metric_names
+
+    undrawn = {name for name in metric_names() if not name.endswith("@10")}  # as the paper: recall@10 drawn
     panels: dict[tuple, list] = {}
     for fit in fits:
+        if fit.key["metric"] in undrawn:
+            continue
         key = (fit.key["corpus"], fit.key["count_type"], fit.key["task"], fit.key["metric"], fit.key["dataset_scope"])
         panels.setdefault(key, []).append((fit.key["model"][:40], fit))
     for number, (key, members) in enumerate(panels.items()):
@@ -308,6 +326,7 @@ def run_analysis(
     out.mkdir(parents=True, exist_ok=True)
     state = AnalysisInputs()
     all_scores = [s for path in results for s in read_concept_scores(path, metric=metric, task=task)]
+    suites = [Path(path) for path in results if is_suite_folder(path)]
     for scores in all_scores:
         if not scores.scores:
             raise UserInputError(f"{scores.source}: model {scores.model} on {scores.dataset} has no usable score "
@@ -324,6 +343,8 @@ def run_analysis(
                        "bin_position": position, "bootstrap": bootstrap, "seed": seed,
                        "renames": dict(renames or {}), "per_dataset": per_dataset},
     }
+    if suites:
+        analysis["suites"] = [{"folder": str(folder), "not_evaluated": suite_runs(folder)[1]} for folder in suites]
     if paper:
         log.info("fitting the paper's bundled results")
         _paper_fits(state, position, bootstrap, seed)
@@ -331,7 +352,8 @@ def run_analysis(
         analysis["paper"]["controls"] = _controls(state.fits)
     if all_scores:
         _user_fits(state, all_scores, table, count_type=count_type, corpus=corpus, bins=bins, edge_rule=rule,
-                   position=position, bootstrap=bootstrap, seed=seed, renames=renames or {}, per_dataset=per_dataset)
+                   position=position, bootstrap=bootstrap, seed=seed, renames=renames or {}, per_dataset=per_dataset,
+                   suite=bool(suites))
     overlay, not_overlaid = _overlay(all_scores, imagenet_top1 or {})
     if paper or overlay or not_overlaid:
         wag = corpus_stats.let_it_wag_vs_imagenet()

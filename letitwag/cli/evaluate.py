@@ -24,6 +24,8 @@ EXAMPLES = """\
   letitwag evaluate --task retrieval --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset clip-benchmark/wds_mscoco_captions --out runs/b32-coco
   letitwag evaluate --task retrieval --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset nlphuji/flickr_1k_test_image_text_retrieval --captions-per-image 5
   letitwag evaluate --task retrieval --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./captions_ds --caption-column text --image-id-column image_id --concepts all
+  letitwag evaluate --suite paper --model open_clip:ViT-B-32/laion400m_e32 --data-root /data/clip_benchmark --out runs/b32-laion400m
+  letitwag evaluate --suite paper --model open_clip:ViT-B-32/laion400m_e32 --data-root /data --offline --out runs/b32
   letitwag evaluate --list-models
   letitwag evaluate --task t2i --model diffusers:stabilityai/stable-diffusion-2-1 --judge open_clip:ViT-L-14/openai --images-per-prompt 4 --generation-options '{"num_inference_steps": 25}' --out runs/sd21
   letitwag evaluate --task t2i --model python:mypkg.gen:build --prompt-file prompts.json --retrieval-judge open_clip:ViT-B-32/laion2b_s34b_b79k --out runs/mygen"""
@@ -84,7 +86,27 @@ def add_arguments(parser) -> None:
                         help="allow transformers/diffusers models to run code from their repository (off by default)")
     parser.add_argument("--list-models", action="store_true", help="list adapters and open_clip's pretrained tags, then exit")
     _add_retrieval_arguments(parser)
+    _add_suite_arguments(parser)
     _add_t2i_arguments(parser)
+
+
+def _add_suite_arguments(parser) -> None:
+    group = parser.add_argument_group("suites (--suite)")
+    group.add_argument("--suite", choices=["paper"], default=None,
+                       help="paper: evaluate --model on Let it Wag! and every classification and retrieval dataset of "
+                       "the paper (letitwag/data/downstream_datasets.json), one run folder per dataset under --out "
+                       "plus --out/suite.json (status, results path, headline metrics per dataset; a missing dataset "
+                       "with the command that gets it). A rerun reuses every dataset already evaluated with the same "
+                       "model and settings. Retrieval keeps the paper's 5 captions per image unless "
+                       "--captions-per-image says otherwise")
+    group.add_argument("--data-root", type=Path, default=None,
+                       help="with --suite: folder holding the datasets, each in a folder named as CLIP_benchmark's "
+                       "export (wds_imagenet1k, wds_vtab-cifar10, wds_mscoco_captions, wds_flickr30k, ...), as the "
+                       "paper's dataset (cub, ucf101, ...) or as its Hub repository (Let-It-Wag), in any layout "
+                       "--dataset reads")
+    group.add_argument("--offline", action="store_true",
+                       help="with --suite: never download; a dataset not under --data-root is listed as missing "
+                       "(default: loaded from the Hub unless HF_HUB_OFFLINE=1)")
 
 
 def _add_retrieval_arguments(parser) -> None:
@@ -103,9 +125,12 @@ def _add_retrieval_arguments(parser) -> None:
                        help="keep the first N captions of each image (the paper used 5 for COCO and Flickr); "
                        "default: all, as CLIP_benchmark")
     group.add_argument("--concepts", default=None,
-                       help="concept list tagging each caption for per-concept recall: a bundled name (coco, flickr, "
-                       "all, ...) or a file (see docs/FORMATS.md), or none; default: the dataset's bundled list "
-                       "when it is one of the paper's (COCO -> coco, Flickr -> flickr), else none")
+                       help="the paper's concept list of the dataset: retrieval tags each caption with it for "
+                       "per-concept recall; classification maps each class name to one of its concepts for the "
+                       "frequency join (unmapped classes are listed in results.json). A bundled name (coco, flickr, "
+                       "cifar10, imagenet, let-it-wag, all, ...), a file (see docs/FORMATS.md), or none; default: "
+                       "the dataset's bundled list when it is one of the paper's (wds_mscoco_captions -> coco, "
+                       "wds_vtab-cifar10 -> cifar10, ...), else none")
     group.add_argument("--min-concept-images", type=int, default=PAPER_MIN_CONCEPT_IMAGES,
                        help="report per-concept recall for concepts carried by at least N images (the paper's 10); "
                        "the others are listed in results.json")
@@ -179,7 +204,7 @@ def _task_extra(args) -> dict:
         return _t2i_extra(args)
     if args.task == "retrieval":
         return _retrieval_extra(args)
-    return {"compile": args.compile}
+    return {"compile": args.compile, "concepts": args.concepts}
 
 
 def _options(args):
@@ -212,6 +237,8 @@ def _run(args) -> int:
         return 0
     if not args.model:
         raise UserInputError("give --model SPEC (e.g. open_clip:ViT-B-32/laion2b_s34b_b79k) or --list-models")
+    if args.suite:
+        return _run_suite(args)
     from letitwag.harness import evaluate
 
     results = evaluate(_options(args))
@@ -227,3 +254,24 @@ def _run(args) -> int:
     summary.update(out=results["out_dir"], skipped=results.get("skipped_samples"))
     print(json.dumps(summary))
     return 0
+
+
+def _run_suite(args) -> int:
+    import dataclasses
+
+    from letitwag.errors import UserInputError
+    from letitwag.harness.options import DEFAULT_DATASET
+    from letitwag.harness.suite import run_suite
+
+    if args.task != "classification" or args.dataset != DEFAULT_DATASET:
+        raise UserInputError("--suite chooses the datasets and tasks itself: drop --task/--dataset and point "
+                             "--data-root at the folder holding the datasets")
+    options = dataclasses.replace(_options(args), extra={"compile": args.compile,
+                                                         "captions_per_image": args.captions_per_image,
+                                                         "min_concept_images": args.min_concept_images})
+    summary = run_suite(options, args.data_root, suite=args.suite, hub=False if args.offline else None)
+    for entry in summary["datasets"]:
+        detail = entry["metrics"] if entry["metrics"] is not None else (entry["error"] or entry["how_to_get"])
+        print(f"{entry['status']:9} {entry['name']:16} {json.dumps(detail) if isinstance(detail, dict) else detail}")
+    print(json.dumps({"suite": str(Path(args.out) / "suite.json"), **summary["summary"]}))
+    return 1 if summary["summary"]["failed"] else 0

@@ -34,6 +34,10 @@ def _validate(args) -> int:
     note = "" if validated.ranked else f"; listed but not ranked: {validated.not_ranked_reason}"
     if validated.key.task == "t2i":
         headline = f"text-to-image, judge top-1 {metrics['judge_top1']:.4f} under judge {validated.key.judge}"
+    elif validated.key.task == "retrieval":
+        headline = (f"retrieval on {validated.results['dataset']['id']}, text->image R@1 "
+                    f"{metrics['text_to_image_recall@1']:.4f}, image->text R@1 {metrics['image_to_text_recall@1']:.4f}")
+        note = "; not stored or ranked by this board yet"
     else:
         headline = f"top-1 {metrics['top1']:.4f}"
     print(f"valid: {validated.key.model} {headline} (every metric recomputed){note}")
@@ -91,9 +95,11 @@ def register(subparsers) -> None:
         "and submissions/<model>/<revision>/<precision>_<prompts>/. A submission is a harness output folder "
         "(results.json + predictions.parquet) plus submission.json (model name, link, parameters, pretraining data, "
         "includes_let_it_wag_images, license). Classification and text-to-image (`evaluate --task t2i`) runs are "
-        "accepted; T2I entries are compared only under the same judge.",
+        "accepted; T2I entries are compared only under the same judge. Retrieval runs (`evaluate --task retrieval`) "
+        "are validated (every metric recomputed from the ranks) but not stored or ranked yet.",
         examples="  letitwag leaderboard init --board board/ --reference runs/vit-b-32/\n"
         "  letitwag leaderboard validate runs/my-model/ --board board/\n"
+        "  letitwag leaderboard validate runs/my-model-coco/ --board board/   # a retrieval run: checked, not stored\n"
         "  letitwag leaderboard add runs/my-model/ --board board/\n"
         "  letitwag leaderboard add runs/my-generator-t2i/ --board board/   # a text-to-image run\n"
         "  letitwag leaderboard add runs/tiny-random/ --board board/ --plumbing   # unranked random-weights run\n"

@@ -12,6 +12,8 @@ Python API (the CLI ``python -m letitwag.evaluate`` / ``letitwag evaluate`` wrap
                                          dataset="clip-benchmark/wds_mscoco_captions", out="runs/b32-coco"))
     results = evaluate(EvaluationOptions(model="diffusers:DIR", task="t2i", prompts="simple",
                                          extra={"judge": "open_clip:ViT-L-14/openai"}, out="runs/sd"))
+    summary = run_suite(EvaluationOptions(model="open_clip:ViT-B-32/laion400m_e32", out="runs/b32"),
+                        "/data/clip_benchmark")   # Let it Wag! + every dataset of the paper found there
 
 Modules:
 
@@ -19,6 +21,8 @@ Modules:
   device, precision, seed, ``limit``, cache dir; task-specific settings in ``extra``.
 * ``runner`` — ``evaluate(options)``: seeds, loads the model (``letitwag.models``), runs the
   task, writes ``results.json`` + ``predictions.parquet`` atomically (``results``).
+* ``suite`` — ``run_suite(options, data_root)``: the paper's datasets (``letitwag.downstream``) found
+  under a folder or on the Hub, one run folder each and ``suite.json``; reruns reuse finished datasets.
 * ``tasks`` — the task registry (``classification``, ``retrieval``, ``t2i``); a task is a module with
   ``run(options, model) -> (fields, predictions)``.
 * ``data`` / ``images`` — Hub-layout, ``save_to_disk`` or image-folder datasets, image/label columns
@@ -28,7 +32,8 @@ Modules:
 * ``prompts`` — bundled prompt sets (``ensemble`` = the paper's 80 templates), a file, or a dataset's
   shipped templates, and their hash.
 * ``features`` — image features and caption embeddings in resumable cached chunks, ``--limit``, ``--compile``.
-* ``classification`` — zero-shot classifier (normalise-average-normalise), top-k.
+* ``classification`` — zero-shot classifier (normalise-average-normalise), top-k; each class mapped to the
+  paper's concept id for the frequency join (``letitwag.concept_map``).
 * ``retrieval`` / ``retrieval_metrics`` — ranks of the positives in both directions; recall@k, CIs and
   per-concept recall from the per-caption ranks alone; ``caption_concepts`` tags captions with the
   frequency engine's matcher.
@@ -47,5 +52,6 @@ File formats: ``docs/FORMATS.md``.
 
 from letitwag.harness.options import DEFAULT_DATASET, EvaluationOptions
 from letitwag.harness.runner import evaluate
+from letitwag.harness.suite import run_suite
 
-__all__ = ["DEFAULT_DATASET", "EvaluationOptions", "evaluate"]
+__all__ = ["DEFAULT_DATASET", "EvaluationOptions", "evaluate", "run_suite"]

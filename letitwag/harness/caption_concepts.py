@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 
-from letitwag.concepts import ConceptList, concept_list_for_dataset, load_concepts
+from letitwag.concept_map import NO_CONCEPTS
+from letitwag.concepts import ConceptList, load_concepts
+from letitwag.downstream import concept_list_for_dataset
 
 logger = logging.getLogger(__name__)
-
-NO_CONCEPTS = "none"
 
 
 def resolve_concept_list(spec: str | None, source: str) -> ConceptList | None:

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from letitwag.concept_map import class_concept_map
 from letitwag.errors import UserInputError
 from letitwag.harness.batching import AdaptiveBatcher
 from letitwag.harness.cache import ClassifierCache, model_identity
@@ -115,8 +116,13 @@ def run(options: EvaluationOptions, encoder) -> tuple[dict, dict]:
     k = min(TOP_K, len(data.class_ids))
     topk_ids, topk_scores = predict_topk(merged["features"][keep], classifier, encoder.logit_scale, k)
     labels = merged["labels"][keep]
+    class_map = class_concept_map(data.class_ids, options.dataset, options.extra.get("concepts"))
+    if class_map is not None and class_map.unmapped:
+        logger.warning("%d class(es) are none of the paper's '%s' concepts, so they have no pretraining frequency: "
+                       "%s", len(class_map.unmapped), class_map.concept_list, ", ".join(class_map.unmapped[:10]))
     metrics = classification_metrics(
-        labels, topk_ids, data.class_ids, bootstrap_samples=options.bootstrap_samples, seed=options.seed
+        labels, topk_ids, data.class_ids, bootstrap_samples=options.bootstrap_samples, seed=options.seed,
+        class_concepts=class_map.class_concepts if class_map is not None else None,
     )
     profile["metrics"] = time.perf_counter() - clock
     skipped = {"corrupt_image": int((~merged["ok"]).sum()), "missing_label": int((merged["ok"] & ~valid_label).sum())}
@@ -131,6 +137,7 @@ def run(options: EvaluationOptions, encoder) -> tuple[dict, dict]:
             "num_classes": len(data.class_ids), "class_names": data.class_ids, "prompt_names": data.prompt_names,
             "class_list_hash": text_sha256("\n".join(data.class_ids)),
             "image_column": data.image_column, "label_column": data.label_column,
+            "concepts": class_map.to_json() if class_map is not None else None,
         },
         "prompts": {"set": prompts.name, "hash": prompts.hash, "num_templates": len(prompts.templates)},
         "metrics": metrics,

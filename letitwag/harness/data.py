@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from letitwag.concept_map import unique_class_names
 from letitwag.concepts import display_name
 from letitwag.errors import UserInputError
 
@@ -234,7 +235,7 @@ def open_dataset(
     features = dataset.features
     image_column, label_column = detect_columns(features, image_column, label_column, source)
     classnames = read_name_file(classnames_file, "class names") if classnames_file else None
-    class_ids = _class_ids(features[label_column], classnames, source, label_column)
+    class_ids = unique_class_names(_class_ids(features[label_column], classnames, source, label_column))
     prompt_names = classnames if classnames is not None else [display_name(c) for c in class_ids]
     dataset = dataset.select_columns([image_column, label_column]).cast_column(image_column, datasets.Image(decode=False))
     local = Path(source).expanduser()
@@ -302,7 +303,7 @@ def _open_webdataset(source: str, root: Path, revision: str | None, split: str |
     rows = WdsRows(index_shards(layout.shards(chosen)))
     return EvalDataset(
         dataset=rows, source=source, split=chosen, image_column=rows.image_column, label_column=rows.label_column,
-        class_ids=list(classnames), prompt_names=list(classnames), revision=revision,
+        class_ids=unique_class_names(classnames), prompt_names=list(classnames), revision=revision,
         cache_identity=webdataset_identity(source, root, chosen), splits=layout.splits,
         templates=layout.templates, layout="webdataset",
     )

@@ -121,18 +121,20 @@ def accuracy_by_frequency_bin(
     class_support: Mapping[str, int],
     frequency_counts: Mapping[str, Mapping[str, int]],
     value_name: str = "accuracy",
+    class_concepts: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """Per corpus: concepts grouped by floor(log10(count)); the mean per-concept value of each bin.
 
     Returns the bins (the mean under ``value_name``: accuracy for classification, recall for
     retrieval; ``num_samples`` sums the concepts' supports) and, per corpus, the evaluated concepts
-    that have no count (never dropped silently).
+    that have no count (never dropped silently). ``class_concepts``: the paper's concept of each
+    class where the two are spelled differently (``tables.counts_for_classes``).
     """
     bins: dict[str, list[dict]] = {}
     unmatched: dict[str, list[str]] = {}
     names = list(per_class_accuracy)
     for corpus in sorted(frequency_counts):
-        matched = counts_for_classes(names, frequency_counts[corpus])
+        matched = counts_for_classes(names, frequency_counts[corpus], class_concepts)
         unmatched[corpus] = [name for name in names if matched[name] is None]
         grouped: dict[int, list[str]] = {}
         for name in names:
@@ -160,11 +162,13 @@ def classification_metrics(
     bootstrap_samples: int = 1000,
     seed: int = 0,
     frequency_counts: dict[str, dict[str, int]] | None = None,
+    class_concepts: Mapping[str, str] | None = None,
 ) -> dict:
     """The ``metrics`` object of ``letitwag.results/1`` (docs/FORMATS.md), all fractions in [0, 1].
 
     ``frequency_counts`` maps corpus -> {concept id: count}; by default the bundled paper tables
-    (``matched`` counts) of every corpus that has one.
+    (``matched`` counts) of every corpus that has one. ``class_concepts`` maps class names to the
+    paper's concept ids where they differ (``letitwag.concept_map``), for the frequency bins.
     """
     num_classes = len(class_names)
     labels, topk_ids = _validate(labels, topk_ids, num_classes)
@@ -176,7 +180,8 @@ def classification_metrics(
     class_support = {class_names[c]: int(support[c]) for c in range(num_classes) if support[c] > 0}
     if frequency_counts is None:
         frequency_counts = paper_counts_by_corpus()
-    by_bin, unmatched = accuracy_by_frequency_bin(per_class, class_support, frequency_counts)
+    by_bin, unmatched = accuracy_by_frequency_bin(per_class, class_support, frequency_counts,
+                                                  class_concepts=class_concepts)
     metrics = {
         "num_samples": int(labels.shape[0]),
         "num_classes_with_samples": len(per_class),

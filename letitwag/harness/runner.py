@@ -27,24 +27,34 @@ def default_out_dir(options: EvaluationOptions) -> Path:
     return Path("results") / options.task / safe
 
 
-def evaluate(options: EvaluationOptions) -> dict:
-    """Evaluate ``options.model`` on ``options.dataset``; returns the results dict it wrote."""
+def load_model(options: EvaluationOptions):
+    """The encoder or generator ``options.model`` names, on its device (seeded: random weights reproduce)."""
     from letitwag.models import load_encoder, load_generator
 
+    check_precision(options.precision)
+    device = options.resolved_device()
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserInputError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    torch.manual_seed(options.seed)  # random-weight models are then reproducible from the seed
+    loader = load_encoder if get_task(options.task).loads == "encoder" else load_generator
+    return loader(options.model, device=device, precision=options.precision, trust_remote_code=options.trust_remote_code)
+
+
+def evaluate(options: EvaluationOptions, model=None) -> dict:
+    """Evaluate ``options.model`` on ``options.dataset``; returns the results dict it wrote.
+
+    ``model``: the already loaded model (``load_model``), so that a suite of datasets loads it once.
+    """
     task = get_task(options.task)
     check_precision(options.precision)
     if options.batch_size < 1 or options.workers < 0 or options.chunk_size < 1:
         raise UserInputError("--batch-size and --chunk-size must be >= 1 and --workers >= 0")
     started, clock = _now(), time.perf_counter()
     device = options.resolved_device()
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserInputError(f"--device {device}: no CUDA device is available here; use --device cpu")
-
-    torch.manual_seed(options.seed)  # random-weight models are then reproducible from the seed
-    loader = load_encoder if task.loads == "encoder" else load_generator
-    model = loader(options.model, device=device, precision=options.precision, trust_remote_code=options.trust_remote_code)
+    if model is None:
+        model = load_model(options)
     # on a CPU, large activations are reused from the heap instead of mapped afresh per operation
     with reuse_freed_memory() if device.startswith("cpu") else contextlib.nullcontext():
         fields, predictions = task.run(options, model)

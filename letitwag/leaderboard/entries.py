@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from letitwag.leaderboard.board import Board, BoardError, read_entry
+from letitwag.leaderboard.long_tail import LongTailFit
 from letitwag.leaderboard.submission import slug
 
 PAPER_LINK = "https://arxiv.org/abs/2404.04125"
@@ -64,6 +65,7 @@ class Entry:
     rank: int | None = None
     rare_accuracy: float | None = None
     frequent_accuracy: float | None = None
+    long_tail: LongTailFit | None = None  # accuracy points per decade of pretraining frequency (long_tail.py)
 
     @property
     def page(self) -> str:

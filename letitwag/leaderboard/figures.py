@@ -4,7 +4,8 @@
   the paper's 40 models, one fit for ImageNet accuracy below 50 % and one above (as
   ``letitwag.analysis.fits.segmented_lines``), drawn from 4 points before the lowest to 4 after
   the highest x of each group as in the paper's notebook; the slopes come out 0.60 and 1.58.
-* The per-model accuracy vs log10 pretraining frequency plot with its log-linear fit.
+* The per-model accuracy vs log10(pretraining frequency + 1) plot with the model's long-tail slope
+  (``letitwag.leaderboard.long_tail``: the analysis's per-concept regression) as its line.
 
 Why hand-made SVG and not matplotlib: a site of 1,000 models must build in seconds, and an
 inline SVG is a few kilobytes that works from ``file://``. (The analysis package's plots are
@@ -19,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from markupsafe import Markup, escape
 
-from letitwag.tables import log_frequency
+from letitwag.leaderboard.long_tail import LongTailFit
 
 WIDTH, HEIGHT = 520, 380
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 48
@@ -102,17 +103,18 @@ def scatter_figure(points: Sequence[dict], fits: Sequence[dict]) -> Figure:
 
 
 class FrequencyPlot:
-    """Every model page's accuracy (%) vs log10 frequency plot, with its least-squares log-linear fit.
+    """Every model page's accuracy (%) vs log10(frequency + 1) plot, with the model's long-tail line.
 
     A concept's x position depends only on the concept, so it is computed once per build; per
-    model only the y positions and the fit change. The 290 points are emitted as one escaped
-    string rather than through a template loop: rendering them cell by cell in Jinja was most
-    of the build time for 1,000 pages.
+    model only the y positions and the line change. The x axis is the regression's own
+    (log10(count + 1)), so the drawn line is the fitted one. The 290 points are emitted as one
+    escaped string rather than through a template loop: rendering them cell by cell in Jinja was
+    most of the build time for 1,000 pages.
     """
 
     def __init__(self, frequencies: dict[str, int], names: dict[str, str]) -> None:
         self.concepts = sorted(frequencies)
-        self.log_x = np.array([log_frequency(frequencies[c]) for c in self.concepts])
+        self.log_x = np.log10(np.array([frequencies[c] for c in self.concepts], dtype=np.float64) + 1.0)
         high = max(1.0, float(np.ceil(self.log_x.max()))) if self.concepts else 1.0
         self.x = Axis(0, high, LEFT, WIDTH - RIGHT)
         self.y = Axis(0, 100, HEIGHT - BOTTOM, TOP)
@@ -122,22 +124,21 @@ class FrequencyPlot:
         self.middles = [f'" r="4"><title>{escape(names.get(c, c))}: ' for c in self.concepts]
         self.tails = [f"% at {frequencies[c]} documents</title></circle>" for c in self.concepts]
 
-    def figure(self, per_class: dict[str, float]) -> Figure | None:
+    def figure(self, per_class: dict[str, float], fit: LongTailFit | None) -> Figure | None:
         present = [i for i, concept in enumerate(self.concepts) if concept in per_class]
         if len(present) < 2:
             return None
         xs = self.log_x[present]
         ys = np.array([per_class[self.concepts[i]] * 100.0 for i in present])
         y_pixels = np.round(self.y.start + ys / 100.0 * (self.y.end - self.y.start), 1)
-        figure = Figure(WIDTH, HEIGHT, "log10 pretraining frequency", "accuracy (%)", self.ticks,
+        figure = Figure(WIDTH, HEIGHT, "log10(pretraining frequency + 1)", "accuracy (%)", self.ticks,
                         [(self.y(v), str(v)) for v in range(0, 101, 20)], frame=_frame())
         figure.points_markup = Markup("".join(
             f"{self.heads[i]}{py}{self.middles[i]}{value:.1f}{self.tails[i]}"
             for i, py, value in zip(present, y_pixels.tolist(), ys.tolist())))
-        if np.ptp(xs) > 0:
-            slope, intercept = _least_squares(xs, ys)
-            ends = [(v, float(slope * v + intercept)) for v in (float(xs.min()), float(xs.max()))]
+        if fit is not None:
+            ends = [(v, fit.intercept + fit.slope * v) for v in (float(xs.min()), float(xs.max()))]
             figure.lines.append({"x1": self.x(ends[0][0]), "y1": self.y(ends[0][1]), "x2": self.x(ends[1][0]),
                                  "y2": self.y(ends[1][1]), "kind": "fit",
-                                 "title": f"log-linear fit: {slope:.1f} points per decade"})
+                                 "title": f"long-tail slope: {fit.slope:.1f} points per decade"})
         return figure

@@ -15,15 +15,20 @@ from typing import Any, Mapping, Sequence
 from letitwag.leaderboard.submission import SubmissionRejected, short_repr
 from letitwag.tables import counts_for_classes, paper_counts_by_corpus, paper_table
 
+# Besides the paper's downstream lists (letitwag.concepts.bundled_downstream_names).
+OTHER_BUNDLED_LISTS = ("let-it-wag", "all")
+
 
 @functools.lru_cache(maxsize=8)
 def _bundled(count_type: str) -> dict[str, dict[str, int]]:
     return paper_counts_by_corpus(count_type)
 
 
-def concept_frequencies(class_names: Sequence[str], corpus: str, count_type: str = "matched") -> dict[str, int]:
-    """class id -> documents in ``corpus`` for every class the paper's table covers."""
-    matched = counts_for_classes(list(class_names), paper_table(corpus, count_type).counts())
+def concept_frequencies(class_names: Sequence[str], corpus: str, count_type: str = "matched",
+                        class_concepts: Mapping[str, str] | None = None) -> dict[str, int]:
+    """class id -> documents in ``corpus`` for every class the paper's table covers (``class_concepts``: the
+    paper's concept of a class where the two are spelled differently, ``letitwag.concept_map``)."""
+    matched = counts_for_classes(list(class_names), paper_table(corpus, count_type).counts(), class_concepts)
     return {name: count for name, count in matched.items() if count is not None}
 
 
@@ -44,3 +49,29 @@ def frequency_counts_for(claimed_bins: Any, where: Any) -> dict[str, dict[str, i
                                  "which the board "
                                  f"cannot check; the board knows {', '.join(sorted(bundled))}")
     return {corpus: bundled[corpus] for corpus in claimed_bins}
+
+
+def class_concepts_for(results: Mapping[str, Any], class_names: Sequence[str], dataset_id: str,
+                       where: Any) -> dict[str, str] | None:
+    """The class -> paper concept map a classification claim's bins were joined through, rebuilt by the board.
+
+    The claim only names the concept list (``dataset.concepts.list``); the map itself is recomputed
+    from the board's class names with ``letitwag.concept_map`` and must equal the claimed one. A run
+    without ``dataset.concepts`` joined classes to counts directly (None).
+    """
+    from letitwag.concept_map import class_concept_map
+    from letitwag.concepts import bundled_downstream_names
+
+    dataset = results.get("dataset")
+    claimed = dataset.get("concepts") if isinstance(dataset, Mapping) else None
+    if claimed is None:
+        return None
+    name = claimed.get("list") if isinstance(claimed, Mapping) else None
+    if not isinstance(name, str) or name not in (*bundled_downstream_names(), *OTHER_BUNDLED_LISTS):
+        raise SubmissionRejected(f"{where}: dataset.concepts.list {short_repr(name)} is not a bundled concept list; "
+                                 "the board can check frequency bins only when classes map to one")
+    class_map = class_concept_map(list(class_names), dataset_id, name)
+    if claimed != class_map.to_json():
+        raise SubmissionRejected(f"{where}: dataset.concepts differs from the board's mapping of its classes to the "
+                                 f"'{name}' concepts; rerun the harness")
+    return class_map.class_concepts

@@ -77,11 +77,11 @@ def bootstrap_settings(claimed: Any, max_samples: int, where: str) -> tuple[int,
 
 
 def recompute_classification(labels: np.ndarray, topk_ids: np.ndarray, class_names: list[str], claimed: Any,
-                             *, max_bootstrap_samples: int,
-                             frequency_counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+                             *, max_bootstrap_samples: int, frequency_counts: dict[str, dict[str, int]],
+                             class_concepts: dict[str, str] | None = None) -> dict[str, Any]:
     """The harness's metrics for these predictions, with the claim's bootstrap settings."""
     from letitwag.harness.metrics import classification_metrics
 
     samples, seed = bootstrap_settings(claimed, max_bootstrap_samples, "results.json")
     return classification_metrics(labels, topk_ids, class_names, bootstrap_samples=samples, seed=seed,
-                                  frequency_counts=frequency_counts)
+                                  frequency_counts=frequency_counts, class_concepts=class_concepts)

@@ -8,7 +8,8 @@ build never leaves half a site.
 
 Output::
 
-    index.html        main table (sortable, filterable), vs-ImageNet scatter, T2I tables (one per judge),
+    index.html        main table (sortable, filterable; each model's long-tail slope), vs-ImageNet scatter,
+                      T2I tables (one per judge),
                       plumbing runs (random weights; never ranked, not in the table, scatter or fits)
     submit.html       how to submit
     models/<id>.html  one page per entry: facts, frequency plot, per-concept accuracies
@@ -33,22 +34,27 @@ import jinja2
 from tqdm import tqdm
 
 from letitwag import __version__
+from letitwag.concept_map import class_concept_map
 from letitwag.concepts import display_name
+from letitwag.harness.options import DEFAULT_DATASET
 from letitwag.leaderboard.aggregate import assign_ranks, attach_bin_accuracies, extreme_bins, judge_groups
 from letitwag.leaderboard.board import Board, BoardConfig
 from letitwag.leaderboard.entries import METRICS, T2I_CI_METRICS, T2I_METRICS, Entry, load_entries, paper_entries
 from letitwag.leaderboard.concept_table import ConceptRows
 from letitwag.leaderboard.figures import FrequencyPlot, paper_fits, scatter_figure
 from letitwag.leaderboard.frequencies import concept_frequencies
+from letitwag.leaderboard.long_tail import attach_long_tail
 from letitwag.leaderboard.submission import SizeLimits
 
 logger = logging.getLogger(__name__)
 
+LONG_TAIL_COLUMNS = ("long_tail_slope", "long_tail_slope_ci_low", "long_tail_slope_ci_high", "long_tail_concepts")
 CSV_COLUMNS = ("rank", "name", "status", "pretraining", "top1", "top1_ci_low", "top1_ci_high", "top5",
                "top5_ci_low", "top5_ci_high", "mean_per_class_recall", "mean_per_class_recall_ci_low",
                "mean_per_class_recall_ci_high", "imagenet_top1", "imagenet_source", "rarest_concepts_accuracy",
-               "most_frequent_concepts_accuracy", "includes_let_it_wag_images", "ranked", "plumbing", "parameters",
-               "license", "link", "spec", "revision", "precision", "prompt_set", "verified_at", "page")
+               "most_frequent_concepts_accuracy", *LONG_TAIL_COLUMNS, "includes_let_it_wag_images", "ranked",
+               "plumbing", "parameters", "license", "link", "spec", "revision", "precision", "prompt_set",
+               "verified_at", "page")
 _SHARED_COLUMNS = ("ranked", "plumbing", "parameters", "license", "link", "spec", "revision", "precision", "prompt_set",
                    "verified_at", "page")
 T2I_CSV_COLUMNS = ("rank", "judge", "name", "pretraining", *T2I_METRICS,
@@ -106,12 +112,19 @@ def _shared_cells(e: Entry) -> dict[str, Any]:
             "verified_at": e.verified_at, "page": e.page}
 
 
+def _long_tail_cells(e: Entry) -> dict[str, Any]:
+    fit = e.long_tail
+    low, high = fit.ci95 if fit is not None and fit.ci95 else (None, None)
+    return dict(zip(LONG_TAIL_COLUMNS, (fit.slope if fit else None, low, high, fit.concepts if fit else None)))
+
+
 def board_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
-    """The downloadable table: one flat row per entry (fractions for metrics, percent for ImageNet)."""
+    """The downloadable table: one flat row per entry (fractions for metrics, percent for ImageNet, accuracy
+    points per decade of pretraining frequency for the long-tail slope)."""
     return [{"rank": e.rank, "name": e.name, "status": e.status, "pretraining": e.pretraining,
              **_metric_cells(e, METRICS, METRICS), "imagenet_top1": e.imagenet_top1,
              "imagenet_source": e.imagenet_source, "rarest_concepts_accuracy": e.rare_accuracy,
-             "most_frequent_concepts_accuracy": e.frequent_accuracy, **_shared_cells(e)}
+             "most_frequent_concepts_accuracy": e.frequent_accuracy, **_long_tail_cells(e), **_shared_cells(e)}
             for e in entries]
 
 
@@ -157,10 +170,14 @@ def build_site(board: Board, out: str | Path) -> Path:
     class_names = _class_names(board)
     names = {c: display_name(c) for c in class_names}
     corpus, count_type = board.frequency_source
-    frequencies = concept_frequencies(class_names, corpus, count_type)
+    dataset_id = board.config.dataset.get("id", DEFAULT_DATASET) if board.config else DEFAULT_DATASET
+    class_map = class_concept_map(class_names, dataset_id)
+    frequencies = concept_frequencies(class_names, corpus, count_type,
+                                      class_map.class_concepts if class_map is not None else None)
     rarest, frequent = extreme_bins(frequencies)
     assign_ranks(every_entry)
     attach_bin_accuracies(every_entry, rarest, frequent)
+    attach_long_tail(every_entry, frequencies)
     every_entry.sort(key=lambda e: (e.rank is None, e.rank or 0, e.name.casefold()))
     plumbing = [e for e in every_entry if e.plumbing]
     entries = [e for e in every_entry if e.task == "classification" and not e.plumbing]
@@ -198,7 +215,7 @@ def build_site(board: Board, out: str | Path) -> Path:
         rows, plot = ConceptRows(class_names, names, frequencies), FrequencyPlot(frequencies, names)
         for entry in tqdm(every_entry, desc="model pages", unit="page", disable=len(every_entry) < 200):
             html = page.render(root="../", e=entry, concept_rows=rows.render(entry.per_class_accuracy),
-                               freq_figure=plot.figure(entry.per_class_accuracy), **common)
+                               freq_figure=plot.figure(entry.per_class_accuracy, entry.long_tail), **common)
             (staging / entry.page).write_text(html, encoding="utf-8")
         t2i_entries = [e for group in t2i_groups for e in group["entries"]]
         _write_downloads(staging, [*entries, *plumbing], t2i_entries, {

@@ -31,6 +31,7 @@ def plan_operations(validated: ValidatedSubmission) -> list[Any]:
     """The ``CommitOperationAdd`` list for the pull request (no network)."""
     from huggingface_hub import CommitOperationAdd
 
+    validated.ensure_storable()
     folder = PurePosixPath(SUBMISSIONS_DIR, *validated.key.folder().parts)
     operations = []
     for name in REQUIRED_FILES:

@@ -15,8 +15,9 @@ from typing import Any
 
 from letitwag.errors import UserInputError
 from letitwag.leaderboard.board import DATASET_IDENTITY, Board, EntryKey, store_entry
-from letitwag.leaderboard.frequencies import frequency_counts_for
+from letitwag.leaderboard.frequencies import class_concepts_for, frequency_counts_for
 from letitwag.leaderboard.predictions import check_predictions
+from letitwag.leaderboard.retrieval import NOT_STORED_REASON, check_retrieval_predictions, recompute_retrieval
 from letitwag.leaderboard.recompute import bootstrap_settings, compare_metrics, recompute_classification
 from letitwag.leaderboard.submission import (
     METADATA_FILE,
@@ -35,7 +36,7 @@ from letitwag.leaderboard.submission import (
 )
 from letitwag.leaderboard.t2i import check_t2i_identity, check_t2i_predictions, judge_label, recompute_t2i
 
-TASKS = ("classification", "t2i")
+TASKS = ("classification", "t2i", "retrieval")
 # Why a plumbing run is kept at all: it proves the whole chain (harness -> gate -> board -> site)
 # works end to end without any downloaded weights. Its numbers mean nothing, so it is never ranked.
 PLUMBING_REASON = "plumbing run (random weights): its numbers are meaningless"
@@ -56,6 +57,11 @@ class ValidatedSubmission:
     @property
     def ranked(self) -> bool:
         return self.not_ranked_reason is None
+
+    def ensure_storable(self) -> None:
+        """Refuse, in one line, a submission the board validates but does not keep (retrieval, for now)."""
+        if self.key.task == "retrieval":
+            raise SubmissionRejected(f"{self.folder}: {NOT_STORED_REASON}; `letitwag leaderboard validate` checks it")
 
     def record(self) -> dict[str, Any]:
         """What the board's ``verification.json`` says about this entry beyond key and hashes."""
@@ -107,6 +113,7 @@ def _check_identity(results: dict[str, Any], board: Board, where: Path) -> None:
 
 def _entry_key(results: dict[str, Any], metadata: Metadata, where: Path, task: str, judge: str | None) -> EntryKey:
     revision = results["model"].get("revision") or "unversioned"
+    prompts = "captions" if task == "retrieval" else require(results, "prompts.set", str, where)
     return EntryKey(
         task=task,
         judge=judge,
@@ -114,7 +121,7 @@ def _entry_key(results: dict[str, Any], metadata: Metadata, where: Path, task: s
         revision=clean_text(revision, "model.revision", str(where), name=True),
         precision=clean_text(require(results, "config.precision", str, where), "config.precision", str(where),
                              name=True),
-        prompt_set=clean_text(require(results, "prompts.set", str, where), "prompts.set", str(where), name=True),
+        prompt_set=clean_text(prompts, "prompts.set", str(where), name=True),
     )
 
 
@@ -149,24 +156,32 @@ def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = T
     if task == "t2i":
         check_t2i_identity(results, config.dataset, results_path)
         judge = judge_label(results, results_path)
+    elif task == "retrieval":  # its own dataset (COCO, Flickr, ...), not the board's
+        clean_text(require(results, "dataset.id", str, results_path), "dataset.id", str(results_path))
     else:
         _check_identity(results, board, results_path)
     clean_text(require(results, "model.spec", str, results_path), "model.spec", str(results_path))
     key = _entry_key(results, metadata, results_path, task, judge)
     claimed = require(results, "metrics", dict, results_path)
 
-    counts = frequency_counts_for(claimed.get("by_frequency_bin"), results_path)
     class_names = config.dataset["class_names"]
-    if task == "t2i":
+    if task == "retrieval":
+        check_retrieval_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, results)
+        recomputed = recompute_retrieval(folder / PREDICTIONS_FILE, claimed,
+                                         max_bootstrap_samples=config.max_bootstrap_samples, where=results_path)
+    elif task == "t2i":
+        counts = frequency_counts_for(claimed.get("by_frequency_bin"), results_path)
         images = check_t2i_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, results, class_names)
         samples, seed = bootstrap_settings(claimed, config.max_bootstrap_samples, "results.json")
         recomputed = recompute_t2i(images, class_names, samples=samples, seed=seed, frequency_counts=counts)
     else:
+        counts = frequency_counts_for(claimed.get("by_frequency_bin"), results_path)
         predictions = check_predictions(content[PREDICTIONS_FILE], folder / PREDICTIONS_FILE, board.labels,
                                         config.dataset["num_classes"])
+        class_concepts = class_concepts_for(results, class_names, config.dataset["id"], results_path)
         recomputed = recompute_classification(predictions.labels, predictions.topk_ids, class_names,
                                               claimed, max_bootstrap_samples=config.max_bootstrap_samples,
-                                              frequency_counts=counts)
+                                              frequency_counts=counts, class_concepts=class_concepts)
     compare_metrics(claimed, recomputed, config.tolerance, str(results_path))
 
     if new_entry and key.normalised() in board.keys():
@@ -178,6 +193,7 @@ def validate_submission(folder: str | Path, board: Board, *, new_entry: bool = T
 def add_submission(folder: str | Path, board: Board, *, plumbing: bool = False) -> tuple[ValidatedSubmission, Path]:
     """Validate, then store under ``submissions/<model>/<revision>/<precision>_<prompts>/`` atomically."""
     validated = validate_submission(folder, board, plumbing=plumbing)
+    validated.ensure_storable()
     stored = store_entry(board, validated.folder, validated.key, validated.file_hashes, validated.record())
     return validated, stored
 

@@ -122,3 +122,44 @@ def set_field(path: str, value) -> Callable[[dict], None]:
             data = data[part]
         data[last] = value
     return edit
+
+
+RETRIEVAL_IMAGES, RETRIEVAL_CAPTIONS_PER_IMAGE = 30, 5
+RETRIEVAL_CONCEPTS = ["dog", "cat", "man", "pizza", "bus"]  # of the paper's COCO list
+
+
+def retrieval_columns(seed: int = 0) -> dict:
+    """Seeded per-caption ranks (a caption finds its image about half the time) and COCO concepts, as the
+    harness writes them: images 0..29 with 5 captions each."""
+    rng = np.random.default_rng(seed)
+    n = RETRIEVAL_IMAGES * RETRIEVAL_CAPTIONS_PER_IMAGE
+    image_index = np.repeat(np.arange(RETRIEVAL_IMAGES), RETRIEVAL_CAPTIONS_PER_IMAGE)
+    concepts = [[RETRIEVAL_CONCEPTS[(image + position) % 5]] if position < 3 else []
+                for image, position in zip(image_index, np.tile(np.arange(RETRIEVAL_CAPTIONS_PER_IMAGE),
+                                                                   RETRIEVAL_IMAGES))]
+    return {"caption_index": np.arange(n), "image_index": image_index,
+            "caption_position": np.tile(np.arange(RETRIEVAL_CAPTIONS_PER_IMAGE), RETRIEVAL_IMAGES),
+            "caption": [f"caption {i} about {' '.join(c) or 'nothing'}" for i, c in enumerate(concepts)],
+            "text_to_image_rank": np.where(rng.random(n) < 0.5, 1, rng.integers(2, RETRIEVAL_IMAGES + 1, n)),
+            "image_to_text_rank": rng.integers(1, n + 1, n), "concepts": concepts}
+
+
+def write_retrieval_submission(folder: Path, columns: dict | None = None) -> Path:
+    """A complete retrieval run (results.json + predictions.parquet, metrics by the harness's function)."""
+    from letitwag.harness.results import retrieval_table
+    from letitwag.harness.retrieval_metrics import retrieval_metrics
+
+    columns = columns or retrieval_columns()
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(retrieval_table(columns), folder / "predictions.parquet")
+    metrics = retrieval_metrics(columns["image_index"], columns["text_to_image_rank"], columns["image_to_text_rank"],
+                                columns["concepts"], bootstrap_samples=BOOTSTRAP, min_concept_images=5,
+                                frequency_counts=bundled_counts())
+    results = results_document(metrics)
+    results.update(task="retrieval", dataset={"id": "clip-benchmark/wds_mscoco_captions", "split": "test",
+                                              "revision": "0123abcd", "num_images": RETRIEVAL_IMAGES,
+                                              "num_captions": len(columns["caption_index"])})
+    del results["prompts"]
+    (folder / "results.json").write_text(json.dumps(results))
+    (folder / "submission.json").write_text(json.dumps(metadata_document()))
+    return folder

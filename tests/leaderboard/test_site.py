@@ -120,14 +120,15 @@ def test_rebuild_replaces_the_site(tmp_path: Path) -> None:
 def test_pre_rendered_fragments_escape_concept_names() -> None:
     from letitwag.leaderboard.concept_table import ConceptRows
     from letitwag.leaderboard.figures import FrequencyPlot
+    from letitwag.leaderboard.long_tail import LongTailFit
 
     names = {"a": HOSTILE, "b": 'x" onload="y'}
     rows = ConceptRows(["a", "b"], names, {"a": 3}).render({"a": 0.5})
     assert HOSTILE not in rows and "&lt;script&gt;" in rows and 'x" onload' not in rows
     assert '<td data-v="">—</td>' in rows and "50.00" in rows  # unknown frequency, known accuracy
-    figure = FrequencyPlot({"a": 3, "b": 1000}, names).figure({"a": 0.5, "b": 0.9})
+    figure = FrequencyPlot({"a": 3, "b": 1000}, names).figure({"a": 0.5, "b": 0.9}, LongTailFit(13.3, None, 42.0, 2))
     assert HOSTILE not in figure.points_markup and figure.points_markup.count("<circle") == 2
-    assert figure.lines and figure.lines[0]["kind"] == "fit"
+    assert figure.lines and figure.lines[0]["kind"] == "fit" and "13.3 points per decade" in figure.lines[0]["title"]
 
 
 def test_tampered_stored_entry_stops_the_build_with_one_line(board_dir: Path, submission: Path, tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ class DeviceDecoder:
 
     def __init__(self, recipe: PixelRecipe, device: str, cpu_fallback: Callable[[bytes], object],
                  counts: Counter | None = None) -> None:
-        self.preprocess = TensorPreprocess(recipe)
+        # float64 resampling on a CPU gives PIL's pixels exactly (the CPU twin); GPUs sum in float32
+        self.preprocess = TensorPreprocess(recipe, exact=not str(device).startswith("cuda"))
         self.device = device
         self.cpu_fallback = cpu_fallback
         self.counts: Counter = counts if counts is not None else Counter()

@@ -7,7 +7,8 @@ output pixel a weighted sum of a window of input pixels, with weights from the f
 (bicubic with a = -0.5, or the triangle) stretched by the downscale factor, normalised, and
 quantised to 22 fractional bits; each pass rounds to 0..255. The same weights, applied as
 ``image @ Wx`` then ``Wy @ image`` with the same rounding, reproduce PIL: identical pixels in
-float64 and all but ~1e-5 of them in float32 (``tests/pixels``). A centre crop is the choice of
+float64 and all but ~1e-5 (bicubic) to ~1e-3 (bilinear) of them, off by one level, in float32
+(``tests/pixels``). A centre crop is the choice of
 output rows and columns, so only the cropped pixels are computed.
 
 The weights are built for a whole batch at once on the device (one set of tensor operations,
@@ -74,7 +75,7 @@ def _filter(x, interpolation: str):
 
 
 def weight_matrices(plans: list[AxisPlan], width: int, device):
-    """``[len(plans), count, width]`` float32: row ``j`` of image ``n`` holds the weights of output
+    """``[len(plans), count, width]`` float64: row ``j`` of image ``n`` holds the weights of output
     pixel ``plans[n].first + j`` over the input pixels ``window.start + 0 .. width - 1``.
 
     All plans share ``count`` and ``interpolation``; computed in float64 as PIL computes them.
@@ -103,4 +104,4 @@ def weight_matrices(plans: list[AxisPlan], width: int, device):
     columns = torch.where(valid, position - start, torch.zeros_like(position)).long()
     dense = torch.zeros((len(plans), count, width), dtype=torch.float64, device=device)
     dense.scatter_add_(2, columns, weights)  # invalid taps add 0 at column 0
-    return dense.float()
+    return dense

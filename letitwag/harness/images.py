@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from letitwag.pixels.decoder import byte_views, pack_bytes
 from letitwag.pixels.jpeg import device_route
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class DeviceBatch(NamedTuple):
 
     def jpegs(self) -> list:
         """One uint8 tensor view per JPEG (into the pinned blob)."""
-        return [self.blob[int(start) : int(stop)] for start, stop in zip(self.offsets[:-1], self.offsets[1:])]
+        return byte_views(self.blob, self.offsets)
 
 
 def collate_for_device(rows: list[Row]) -> DeviceBatch:
@@ -159,8 +160,6 @@ def collate_for_device(rows: list[Row]) -> DeviceBatch:
     jpeg_rows = np.array([i for i, r in enumerate(rows) if isinstance(r.payload, bytes)], dtype=np.int64)
     pixel_rows = np.array([i for i, r in enumerate(rows) if r.payload is not None and not isinstance(r.payload, bytes)],
                           dtype=np.int64)
-    jpegs = [rows[i].payload for i in jpeg_rows]
-    offsets = np.cumsum([0] + [len(data) for data in jpegs]).astype(np.int64)
-    blob = torch.frombuffer(bytearray().join(jpegs), dtype=torch.uint8) if jpegs else torch.zeros(0, dtype=torch.uint8)
+    blob, offsets = pack_bytes([rows[i].payload for i in jpeg_rows])
     pixels = torch.stack([rows[i].payload for i in pixel_rows]) if len(pixel_rows) else None
     return DeviceBatch(*_bookkeeping(rows), blob, offsets, jpeg_rows, pixels, pixel_rows, [r.route for r in rows])

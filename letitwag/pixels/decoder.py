@@ -158,6 +158,19 @@ class DeviceDecoder:
         return pixels, ok
 
 
+def pack_bytes(datas) -> tuple[object, np.ndarray]:
+    """Encoded images in one uint8 tensor (one copy; pinning it pins them all) and their offsets."""
+    import torch
+
+    blob = torch.frombuffer(bytearray().join(datas), dtype=torch.uint8) if datas else torch.zeros(0, dtype=torch.uint8)
+    return blob, np.cumsum([0] + [len(data) for data in datas]).astype(np.int64)
+
+
+def byte_views(blob, offsets: np.ndarray) -> list:
+    """``blob[offsets[i]:offsets[i + 1]]`` for each image."""
+    return [blob[int(start) : int(stop)] for start, stop in zip(offsets[:-1], offsets[1:])]
+
+
 def place_rows(parts: list[tuple[np.ndarray, object]], rows: np.ndarray, device):
     """Merge ``(row numbers, pixels)`` parts into one ``[len(rows), ...]`` batch in ``rows`` order."""
     import torch

@@ -105,9 +105,10 @@ class DeviceDecoder:
     """
 
     def __init__(self, recipe: PixelRecipe, device: str, cpu_fallback: Callable[[bytes], object],
-                 counts: Counter | None = None) -> None:
+                 counts: Counter | None = None, exact: bool | None = None) -> None:
         # float64 resampling on a CPU gives PIL's pixels exactly (the CPU twin); GPUs sum in float32
-        self.preprocess = TensorPreprocess(recipe, exact=not str(device).startswith("cuda"))
+        exact = not str(device).startswith("cuda") if exact is None else exact
+        self.preprocess = TensorPreprocess(recipe, exact=exact)
         self.device = device
         self.cpu_fallback = cpu_fallback
         self.counts: Counter = counts if counts is not None else Counter()

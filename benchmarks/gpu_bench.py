@@ -513,12 +513,12 @@ def parse_args():
     parser.add_argument("--peer-batch-size", type=int, default=64, help="CLIP_benchmark's (its default: 64)")
     parser.add_argument("--peer-images", type=int, default=None,
                         help="images of the whole shards CLIP_benchmark reads, rounded to shards per worker "
-                        "(default 32,000)")
+                        "(default 16,000)")
     parser.add_argument("--peer-python", default=None,
                         help="interpreter for CLIP_benchmark (default: its venv if made here, else this one)")
     parser.add_argument("--agreement-images", type=int, default=None, help="the fp32 CPU-decode subset (default 2,000)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes writing the dataset (default: CPUs)")
-    parser.add_argument("--budget-s", type=float, default=420.0, help="stop starting steps after this (default 420)")
+    parser.add_argument("--budget-s", type=float, default=300.0, help="stop starting steps after this (default 300)")
     parser.add_argument("--also-large", action="store_true", help="ViT-L-14 too (bf16, and CLIP_benchmark default)")
     parser.add_argument("--compile-probe", action="store_true",
                         help="time a compiled image tower's first batch and steady rate (does --compile pay?)")
@@ -527,7 +527,7 @@ def parse_args():
     args.images = args.images or (300 if quick else LET_IT_WAG_IMAGES)
     args.classes = args.classes or (12 if quick else LET_IT_WAG_CLASSES)
     args.shard_size = args.shard_size or (20 if quick else 1000)
-    args.peer_images = args.peer_images or (160 if quick else 32_000)
+    args.peer_images = args.peer_images or (160 if quick else 16_000)
     args.agreement_images = args.agreement_images or (64 if quick else 2000)
     if quick:
         args.batch_size = min(args.batch_size, 32)
@@ -599,9 +599,6 @@ def main() -> None:
                                               replace=False)
     report.step("tensor_path_vs_pil_path", 40, tensor_vs_pil, b32, root, args.device, np.sort(indices),
                 args.batch_size)
-    if args.compile_probe:
-        report.step("alone_forward_bf16_compiled", 120, forward_only, b32, args.device, "bf16", args.batch_size, batches,
-                    compile_tower=True)
     if args.also_large:
         l14_checkpoint = random_checkpoint(args.work / "weights", arch="ViT-L-14")
         l14 = f"open_clip:ViT-L-14/{l14_checkpoint}"
@@ -610,6 +607,9 @@ def main() -> None:
                         args.work, "bf16", "gpu", gpu=gpu)
             report.step("clip_benchmark_vit_l_14_default", peer_estimate * 2, run_peer, "l14-default", "ViT-L-14",
                         l14_checkpoint, peer_root, args, 4, gpu=gpu)
+    if args.compile_probe:
+        report.step("alone_forward_bf16_compiled", 120, forward_only, b32, args.device, "bf16", args.batch_size, batches,
+                    compile_tower=True)
     report.data["summary"] = summarise(report.data, device_name)
     report.save()
     write_markdown(report.data, args.out / "gpu_bench.md")

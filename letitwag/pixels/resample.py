@@ -1,8 +1,8 @@
 """PIL's antialiased resize as matrix products, so a batch of decoded images resizes on the device.
 
 Why not ``torchvision``'s tensor resize: on a GPU it interpolates in float without PIL's rounding
-to 8 bits after each pass, so 15% of the pixels of a 500x375 photo resized to 224 differ from
-PIL's (by up to 7 levels after an upscale). PIL resizes separably (rows, then columns), each
+to 8 bits after each pass, so about 15% of a photo's pixels resized to 224 differ from PIL's (by
+up to 3 levels for a 500x375 downscale, 7 for an upscale). PIL resizes separably (rows, then columns), each
 output pixel a weighted sum of a window of input pixels, with weights from the filter
 (bicubic with a = -0.5, or the triangle) stretched by the downscale factor, normalised, and
 quantised to 22 fractional bits; each pass rounds to 0..255. The same weights, applied as

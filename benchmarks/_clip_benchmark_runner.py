@@ -1,8 +1,15 @@
-"""Run CLIP_benchmark's own zero-shot evaluation on a dataset (executed in ITS venv).
+"""Run CLIP_benchmark's own zero-shot evaluation on a dataset (a separate process, imports nothing from letitwag).
 
-Why a separate script: clip-benchmark 1.6.2 needs numpy < 2.4, so it runs in its own virtual
-environment (see ``clip_benchmark_env.py``) and talks to letitwag through JSON files only.
-It imports nothing from letitwag. Input (argv[1]) is a JSON job; output (argv[2]) a JSON report.
+Why a separate script: clip-benchmark 1.6.2 is measured as it runs on its own, in its own
+process: in its own virtual environment here (``clip_benchmark_env.py``), or with the
+interpreter it is given (the GPU machine, ``gpu_bench.py``). It talks to letitwag through JSON
+files only. Input (argv[1]) is a JSON job; output (argv[2]) a JSON report.
+
+numpy >= 2.4: CLIP_benchmark 1.6.2's ``accuracy`` turns a one-element array into a float
+(``float(x.cpu().numpy())``), which numpy 2.4 refuses ("only 0-dimensional arrays can be
+converted to Python scalars"). With such a numpy, ``_numpy_compat`` replaces that one function
+by the same computation reading the element with ``.item()``; it runs after the image loop, on
+the logits, so nothing measured changes. The report says whether it was applied.
 
 Job kinds (``job["kind"]``):
 
@@ -47,10 +54,28 @@ def _wds_loader(job: dict, transform, task: str):
 
 
 def _versions() -> dict:
+    import numpy
     import open_clip
     import torch
 
-    return {"open_clip": open_clip.__version__, "torch": torch.__version__}
+    return {"open_clip": open_clip.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
+
+
+def _numpy_compat(zsc) -> bool:
+    """Make CLIP_benchmark's ``accuracy`` work with numpy >= 2.4 (see the module docstring); True if patched."""
+    import numpy
+
+    if tuple(int(part) for part in numpy.__version__.split(".")[:2]) < (2, 4):
+        return False
+
+    def accuracy(output, target, topk=(1,)):
+        pred = output.topk(max(topk), 1, True, True)[1].t()
+        correct = pred.eq(target.view(1, -1).expand_as(pred))
+        n = len(target)
+        return [float(correct[:k].reshape(-1).float().sum(0, keepdim=True).cpu().item()) / n for k in topk]
+
+    zsc.accuracy = accuracy
+    return True
 
 
 def retrieval(job: dict) -> dict:
@@ -73,6 +98,7 @@ def main(job_path: str, out_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
+    patched = _numpy_compat(zsc)
     kind = job.get("kind", "imagefolder")
     if kind == "wds_retrieval":
         Path(out_path).write_text(json.dumps(retrieval(job)))
@@ -94,9 +120,10 @@ def main(job_path: str, out_path: str) -> None:
     run_classification = zsc.run_classification
 
     def timed_run_classification(*args, **kwargs):
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time()
         logits, target = run_classification(*args, **kwargs)
         observed["seconds"] = time.perf_counter() - started
+        observed["window"] = [wall, time.time()]  # for sampling the GPU's utilisation from outside
         observed["top1"] = logits.argmax(dim=1).tolist()
         observed["labels"] = target.tolist()
         return logits, target
@@ -111,10 +138,12 @@ def main(job_path: str, out_path: str) -> None:
         "top1": observed["top1"],
         "targets": observed["labels"],
         "image_loop_seconds": observed["seconds"],
+        "image_loop_window": observed["window"],
         "total_seconds": total,
         "classnames": list(classnames),
         "templates": list(templates),
         "versions": _versions(),
+        "numpy_compat_patch": patched,
     }
     if kind == "imagefolder":
         report["samples"] = [Path(path).stem for path, _ in dataset.samples]

@@ -40,16 +40,16 @@ from peer_clip_benchmark import clip_benchmark_job, compare, write_peer_dataset 
 ARCH = "ViT-B-32"
 
 
-def random_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """ViT-B-32 with RANDOM weights (seeded), saved once so both tools load identical weights."""
+def random_checkpoint(folder: Path, seed: int = 0, arch: str = ARCH) -> Path:
+    """An open_clip ``arch`` (ViT-B-32) with RANDOM weights (seeded), saved once so both tools load identical weights."""
     import open_clip
     import torch
     from safetensors.torch import save_file
 
-    path = folder / f"vit-b-32-random-seed{seed}.safetensors"
+    path = folder / f"{arch.lower()}-random-seed{seed}.safetensors"
     if not path.is_file():
         torch.manual_seed(seed)
-        model = open_clip.create_model(ARCH, pretrained=None)
+        model = open_clip.create_model(arch, pretrained=None)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path

@@ -2,7 +2,9 @@
 
 Why its own venv: ``clip-benchmark`` 1.6.2's zero-shot metric fails with numpy >= 2.4, which
 letitwag's environment uses; the peer therefore runs as a subprocess in a venv with
-``numpy<2.4`` and the same torch / torchvision / open_clip versions as letitwag.
+``numpy<2.4`` and the same torch / torchvision / open_clip versions as letitwag. Where no venv
+can be made (the GPU machine has no network), ``run(job, python=...)`` runs the same script with
+a given interpreter, and the runner works around that one numpy call itself.
 
     python3 benchmarks/clip_benchmark_env.py                 # create bench-out/clip_benchmark_venv
     python3 benchmarks/clip_benchmark_env.py --venv DIR      # elsewhere
@@ -53,16 +55,24 @@ def create(venv: Path = DEFAULT_VENV) -> Path:
     return venv
 
 
-def run(job: dict, venv: Path = DEFAULT_VENV, timeout: float | None = None) -> dict:
-    """Run ``_clip_benchmark_runner.py`` on ``job`` inside the venv; returns its JSON report."""
-    if not is_ready(venv):
+def run(job: dict, venv: Path = DEFAULT_VENV, timeout: float | None = None, python: str | None = None) -> dict:
+    """Run ``_clip_benchmark_runner.py`` on ``job`` inside the venv; returns its JSON report.
+
+    ``python``: run it with this interpreter and the current environment instead (where
+    clip-benchmark is importable beside letitwag, as on the GPU machine: its numpy >= 2.4 is
+    handled by the runner's ``_numpy_compat``)."""
+    if python is None and not is_ready(venv):
         raise RuntimeError(f"CLIP_benchmark venv missing or incomplete at {venv}; create it with: {CREATE_COMMAND}")
     with tempfile.TemporaryDirectory(prefix="clip_benchmark_job_") as folder:
         job_path, out_path = Path(folder) / "job.json", Path(folder) / "report.json"
         job_path.write_text(json.dumps(job))
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        if python is None:
+            python = str(venv_python(venv))
+            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        else:
+            env = dict(os.environ)
         completed = subprocess.run(
-            [str(venv_python(venv)), str(RUNNER), str(job_path), str(out_path)],
+            [python, str(RUNNER), str(job_path), str(out_path)],
             env=env, capture_output=True, text=True, timeout=timeout,
         )
         if completed.returncode != 0:

@@ -33,6 +33,8 @@ def _register_tag_images(subparsers) -> None:
         "Resumable: rerun the same command after an interruption.",
         examples="  letitwag frequency tag-images --images shards/{00000..00009}.tar --concepts let-it-wag \\\n"
         "      --model open_clip:ViT-B-32/laion2b_s34b_b79k --device cuda --out tags/\n"
+        "  letitwag frequency tag-images --images shards/{00000..00099}.tar --concepts let-it-wag --device cuda \\\n"
+        "      --decode gpu --precision bf16 --batch-size 256 --model open_clip:ViT-B-32/laion2b_s34b_b79k --out tags/\n"
         "  letitwag frequency tag-images --images photos/ --concepts my_concepts.txt \\\n"
         "      --model open_clip:ViT-B-32/laion2b_s34b_b79k --prompts descriptions.json --out tags/\n"
         "  letitwag frequency tag-images --images shards/00000.tar --concepts all --tagger ram-plus \\\n"
@@ -67,6 +69,11 @@ def _register_tag_images(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when available)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "amp", "bf16", "fp16"],
                         help="model precision")
+    parser.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"],
+                        help="zero-shot: where images are decoded. cpu: PIL in --decode-threads threads; gpu: baseline "
+                        "JPEGs decoded in batches on the device (nvJPEG) and preprocessed there as the model does, "
+                        "the rest on the CPU; auto: gpu on CUDA when possible. Recorded in the provenance; part of "
+                        "the shards' identity")
     parser.add_argument("--image-column", default=None, help="parquet/HF: column holding the images (auto-detected)")
     parser.add_argument("--id-column", default=None,
                         help="parquet/HF: column of sample ids (never guessed; pass the same one to frequency count)")
@@ -151,7 +158,7 @@ def _run_tag_images(args) -> int:
     concepts = load_concepts(args.concepts)
     tagger = build_tagger(args.tagger, args.model, prompts=args.prompts, device=_device(args.device),
                           precision=args.precision, background=args.background,
-                          cache_dir=args.out / "shards-image" / "concept-vectors")
+                          cache_dir=args.out / "shards-image" / "concept-vectors", decode=args.decode)
     table = tag_images(
         args.images, concepts, tagger, args.out,
         threshold=args.threshold, batch_size=args.batch_size, shard_size=args.shard_size,

@@ -16,6 +16,7 @@ EXAMPLES = """\
   letitwag evaluate --model transformers:google/siglip-base-patch16-224 --precision bf16 --device cuda
   letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset ./my_dataset --split test --limit 500
   letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --device cpu --cpu-streams 1 --workers 4
+  letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --device cuda --decode gpu --precision bf16 --batch-size 256
   letitwag evaluate --model open_clip:my-arch/ckpt/model.safetensors --dataset ./saved --classnames names.txt
   letitwag evaluate --model python:mypkg.models:build --prompts my_templates.txt --no-cache
   letitwag evaluate --model open_clip:ViT-B-32/laion2b_s34b_b79k --dataset clip-benchmark/wds_cars --out runs/b32-cars
@@ -61,7 +62,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory for results.json + predictions.parquet; default: results/<task>/<model>")
     parser.add_argument("--batch-size", type=int, default=64, help="images (and prompts) per forward pass; halved on out-of-memory")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding images (0: in the main process)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader worker processes reading (and, on the CPU path, decoding) images; 0: in the "
+                        "main process; default: 2 on a CPU device, on a GPU min(CPUs, 8) with --decode gpu and "
+                        "min(CPUs, 32) with --decode cpu")
     parser.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu")
     parser.add_argument("--cpu-streams", type=int, default=None,
                         help="on a CPU device: image batches encoded at once, each on its share of the cores "
@@ -71,6 +75,13 @@ def add_arguments(parser) -> None:
                         help="classification and retrieval: compile the image tower with torch.compile (inductor, frozen weights): faster forwards "
                         "after a one-off compile that takes minutes on a small CPU; auto compiles only for runs of "
                         ">= 20,000 images")
+    parser.add_argument("--decode", default="auto", choices=["auto", "cpu", "gpu"],
+                        help="classification and retrieval: where images are decoded and preprocessed. cpu: PIL and "
+                        "the model's own preprocessing in the workers; gpu: JPEGs decoded in batches on the device "
+                        "(nvJPEG) and resized/cropped/normalised there as the model's preprocessing does, other "
+                        "formats and failures on the CPU path (on a CPU device: the same tensor path with the CPU "
+                        "decoder); auto: gpu on CUDA when torchvision decodes there and the model's preprocessing is "
+                        "reproduced, else cpu. Recorded in results.json (decode) and part of the feature cache key")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "amp"],
                         help="weights/compute precision; amp = fp32 weights with autocast (bf16 on CPU, fp16 on CUDA)")
     parser.add_argument("--seed", type=int, default=0, help="seed for torch, the --limit subset and the bootstrap")
@@ -215,7 +226,7 @@ def _options(args):
     return EvaluationOptions(
         model=args.model, task=args.task, dataset=args.dataset, split=args.split, dataset_revision=args.dataset_revision,
         out=args.out, image_column=args.image_column, label_column=args.label_column, classnames=args.classnames,
-        prompts=prompts, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        prompts=prompts, batch_size=args.batch_size, workers=args.workers, device=args.device, decode=args.decode,
         cpu_streams=args.cpu_streams,
         precision=args.precision, seed=args.seed, limit=args.limit, cache_dir=args.cache_dir, no_cache=args.no_cache,
         chunk_size=args.chunk_size, bootstrap_samples=args.bootstrap_samples, trust_remote_code=args.trust_remote_code,

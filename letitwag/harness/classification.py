@@ -19,7 +19,8 @@ from letitwag.errors import UserInputError
 from letitwag.harness.batching import AdaptiveBatcher
 from letitwag.harness.cache import ClassifierCache, model_identity
 from letitwag.harness.data import EvalDataset, open_dataset
-from letitwag.harness.features import apply_compile_option, feature_profile, image_features, select_indices
+from letitwag.harness.features import (apply_compile_option, feature_profile, image_features, resolve_image_decode,
+                                       select_indices)
 from letitwag.harness.metrics import TOP_K, classification_metrics
 from letitwag.harness.options import EvaluationOptions
 from letitwag.harness.prompts import PromptSet, resolve_prompts
@@ -104,9 +105,10 @@ def run(options: EvaluationOptions, encoder) -> tuple[dict, dict]:
     indices = select_indices(data.num_rows, options.limit, options.seed)
     compiled = apply_compile_option(encoder, options.extra.get("compile", "off"), len(indices))
     streams = resolve_streams(options.cpu_streams, encoder.device, compiled)
+    decode = resolve_image_decode(options, encoder)
     clock = time.perf_counter()
     merged, feature_cache = image_features(encoder, data, indices, options, cache_root, classifier.shape[1], profile,
-                                           streams)
+                                           streams, decode)
     profile["image_features"] = time.perf_counter() - clock
     clock = time.perf_counter()
     valid_label = (merged["labels"] >= 0) & (merged["labels"] < len(data.class_ids))
@@ -143,6 +145,7 @@ def run(options: EvaluationOptions, encoder) -> tuple[dict, dict]:
         "metrics": metrics,
         "skipped_samples": skipped,
         "skipped_sample_indices": merged["indices"][~keep].tolist(),
+        "decode": decode.describe(),
         "cache": {"classifier": classifier_cache, "image_features": feature_cache},
         "classifier_sha256": hashlib.sha256(classifier.tobytes()).hexdigest(),
         "profile": {"seconds": {k: round(v, 4) for k, v in profile.items() if k != "images_encoded"},

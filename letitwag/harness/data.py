@@ -221,14 +221,14 @@ def open_dataset(
     revision: str | None = None,
 ) -> EvalDataset:
     """Load ``source`` and resolve split, columns, class ids and the names used in prompts."""
-    import datasets
-
     wds_root = webdataset_root(source, revision, split)
     if wds_root is not None:
         if image_column or label_column:
             raise UserInputError(f"dataset {source!r} is in CLIP_benchmark's webdataset layout: its columns are "
                                  "fixed, drop --image-column/--label-column")
         return _open_webdataset(source, *wds_root, split, classnames_file)
+    import datasets  # not needed for a webdataset folder, which is read in place
+
     splits = load_splits(source, revision)
     chosen = choose_split(sorted(splits), split, source)
     dataset = splits[chosen]

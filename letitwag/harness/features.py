@@ -7,28 +7,79 @@ images the same way, and share the resumable chunk cache (``cache.FeatureChunkSt
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from letitwag.engine.executors import default_workers
 from letitwag.errors import UserInputError
 from letitwag.harness.batching import AdaptiveBatcher
-from letitwag.harness.cache import FeatureChunkStore, model_identity
-from letitwag.harness.images import ImageRows, collate_rows, decode_worker_init
+from letitwag.harness.cache import FeatureChunkStore, digest, model_identity
+from letitwag.harness.device_batches import DeviceBatches
+from letitwag.harness.images import (ImageRows, collate_for_device, collate_rows, decode_with_preprocess,
+                                     decode_worker_init)
 from letitwag.harness.streams import OrderedStreams, intra_op_threads, resolve_streams, threads_per_stream
 from letitwag.models.base import ModelOutputError
+from letitwag.pixels import PIPELINE_VERSION
+from letitwag.pixels.decoder import DecodeChoice, DeviceDecoder, resolve_decode
 
 logger = logging.getLogger(__name__)
 
 COMPILE_AUTO_MIN_IMAGES = 20_000
+# DataLoader workers when --workers is not given: on an accelerator the workers decode every
+# image (cpu) or read bytes and decode only what the device does not (gpu); on a CPU the model
+# needs the cores, so two workers, as measured for --cpu-streams.
+CPU_DEVICE_WORKERS = 2
+MAX_DEVICE_DECODE_WORKERS = 8
+MAX_CPU_DECODE_WORKERS = 32
 
 
 def feature_profile() -> dict:
-    """Seconds the image loop spent waiting for data and for the model, and images encoded."""
-    return {"data_wait": 0.0, "forward": 0.0, "first_forward": 0.0, "images_encoded": 0}
+    """Seconds the image loop spent waiting for data and for the model, and images encoded.
+
+    ``read_wait`` and ``device_decode`` are the device path's decoding thread (``device_batches``)."""
+    return {"data_wait": 0.0, "forward": 0.0, "first_forward": 0.0, "read_wait": 0.0, "device_decode": 0.0,
+            "images_encoded": 0}
+
+
+def resolve_workers(requested: int | None, device: str, mode: str) -> int:
+    """``--workers``, or (None) a count for the device and decode path (see the constants)."""
+    if requested is not None:
+        return requested
+    if not str(device).startswith("cuda"):
+        return CPU_DEVICE_WORKERS
+    return min(default_workers(), MAX_DEVICE_DECODE_WORKERS if mode == "gpu" else MAX_CPU_DECODE_WORKERS)
+
+
+@dataclass
+class ImageDecode:
+    """How a run reads its images: the resolved ``--decode``, the DataLoader workers, and how many
+    images took which path (``counts``: ``device``, ``device_failed``, ``cpu_<reason>``, ``corrupt``)."""
+
+    choice: DecodeChoice
+    workers: int
+    counts: Counter = field(default_factory=Counter)
+
+    def describe(self) -> dict:
+        """results.json ``decode``."""
+        return {**self.choice.describe(), "workers": self.workers, "images": dict(sorted(self.counts.items()))}
+
+    def model_key(self, encoder) -> str:
+        """The feature cache's model identity: device-decoded features differ slightly from CPU-decoded ones."""
+        key = model_identity(encoder)
+        return key if self.choice.mode == "cpu" else digest([key, "decode", self.choice.mode, PIPELINE_VERSION])
+
+
+def resolve_image_decode(options, encoder) -> ImageDecode:
+    """``options.decode`` and ``options.workers`` resolved for this encoder's device and preprocessing."""
+    choice = resolve_decode(getattr(options, "decode", "auto"), encoder.device, encoder.preprocess)
+    return ImageDecode(choice, resolve_workers(options.workers, encoder.device, choice.mode))
 
 
 def select_indices(num_rows: int, limit: int | None, seed: int) -> np.ndarray:
@@ -41,7 +92,7 @@ def select_indices(num_rows: int, limit: int | None, seed: int) -> np.ndarray:
 
 
 def _encode_chunks(encoder, data, store: FeatureChunkStore, missing: list[int], options, dim: int,
-                   profile: dict, streams: int = 1):
+                   profile: dict, decode: ImageDecode, streams: int = 1):
     """Compute, store and yield each missing chunk once complete.
 
     ``streams`` batches are encoded at once, each on ``cpus // streams`` intra-op threads
@@ -57,13 +108,20 @@ def _encode_chunks(encoder, data, store: FeatureChunkStore, missing: list[int], 
         for chunk in missing
         for start in range(0, len(store.positions(chunk)), options.batch_size)
     ]
-    rows = ImageRows(data.dataset, data.image_column, data.label_column, store.indices, encoder.preprocess)
+    on_device = decode.choice.mode == "gpu"
+    rows = ImageRows(data.dataset, data.image_column, data.label_column, store.indices, encoder.preprocess,
+                     device_decode=on_device)
     loader = torch.utils.data.DataLoader(
-        rows, batch_sampler=batches, num_workers=options.workers, collate_fn=collate_rows,
+        rows, batch_sampler=batches, num_workers=decode.workers,
+        collate_fn=collate_for_device if on_device else collate_rows,
         pin_memory=str(encoder.device).startswith("cuda"),
-        worker_init_fn=decode_worker_init if options.workers else None,
-        prefetch_factor=4 if options.workers else None,
+        worker_init_fn=decode_worker_init if decode.workers else None,
+        prefetch_factor=4 if decode.workers else None,
     )
+    if on_device:
+        decoder = DeviceDecoder(decode.choice.recipe, encoder.device,
+                                functools.partial(decode_with_preprocess, preprocess=encoder.preprocess), decode.counts)
+        loader = DeviceBatches(loader, decoder, profile)
     batcher = AdaptiveBatcher(options.batch_size, "images")
     pending: dict[int, list] = {}
 
@@ -119,21 +177,24 @@ def _encode_chunks(encoder, data, store: FeatureChunkStore, missing: list[int], 
 
 
 def image_features(encoder, data, indices: np.ndarray, options, cache_root, dim: int,
-                   profile: dict | None = None, streams: int | None = None) -> tuple[dict, dict]:
+                   profile: dict | None = None, streams: int | None = None,
+                   decode: ImageDecode | None = None) -> tuple[dict, dict]:
     """Features and bookkeeping for every selected sample, reusing cached chunks.
 
     ``data`` has the rows (``data.dataset[i]``), their ``image_column`` and ``label_column``
     (None: no labels, every label -1) and a ``cache_identity``.
 
     ``streams``: batches encoded at once (default: ``options.cpu_streams`` resolved for the
-    encoder's device, see ``letitwag.harness.streams``)."""
+    encoder's device, see ``letitwag.harness.streams``). ``decode``: the run's image path
+    (default: resolved from ``options``); its ``counts`` are filled in."""
     profile = profile if profile is not None else feature_profile()
-    store = FeatureChunkStore(cache_root, model_identity(encoder), data.cache_identity, indices, options.chunk_size)
+    decode = decode if decode is not None else resolve_image_decode(options, encoder)
+    store = FeatureChunkStore(cache_root, decode.model_key(encoder), data.cache_identity, indices, options.chunk_size)
     chunks, missing = _cached_chunks(store, "image features")
     if missing:
         if streams is None:
             streams = resolve_streams(options.cpu_streams, encoder.device, compiled=False)
-        for chunk, arrays in _encode_chunks(encoder, data, store, missing, options, dim, profile, streams):
+        for chunk, arrays in _encode_chunks(encoder, data, store, missing, options, dim, profile, decode, streams):
             chunks[chunk] = arrays
     merged = {name: np.concatenate([chunks[c][name] for c in range(store.num_chunks)])
               for name in ("indices", "labels", "hashes", "ok", "features")}

@@ -21,8 +21,9 @@ class EvaluationOptions:
     classnames: Path | None = None
     prompts: str | None = None  # None: the dataset's shipped templates, else "ensemble" (prompts.resolve_prompts)
     batch_size: int = 64
-    workers: int = 2
+    workers: int | None = None  # None: by device and decode path (features.resolve_workers)
     device: str | None = None  # None: cuda if available, else cpu
+    decode: str = "auto"  # auto | cpu | gpu: where images are decoded and preprocessed (letitwag.pixels.decoder)
     cpu_streams: int | None = None  # None: one image batch per CPU at once (letitwag.harness.streams)
     precision: str = "fp32"
     seed: int = 0

@@ -22,7 +22,7 @@ from letitwag.errors import UserInputError
 from letitwag.harness.caption_concepts import resolve_concept_list, tag_captions
 from letitwag.harness.captions import CaptionDataset, open_caption_dataset
 from letitwag.harness.features import (apply_compile_option, caption_features, feature_profile, image_features,
-                                       select_indices)
+                                       resolve_image_decode, select_indices)
 from letitwag.harness.options import EvaluationOptions
 from letitwag.harness.retrieval_metrics import PAPER_MIN_CONCEPT_IMAGES, retrieval_metrics
 from letitwag.harness.streams import resolve_streams
@@ -111,12 +111,13 @@ def run(options: EvaluationOptions, encoder) -> tuple[dict, dict]:
     chosen_captions = np.flatnonzero(np.isin(data.caption_image, images))
     compiled = apply_compile_option(encoder, extra.get("compile", "off"), len(images))
     streams = resolve_streams(options.cpu_streams, encoder.device, compiled)
+    decode = resolve_image_decode(options, encoder)
 
     texts, caption_cache = _timed(profile, "caption_features", lambda: caption_features(
         encoder, [data.captions[i] for i in chosen_captions.tolist()], options, cache_root,
         resolve_streams(options.cpu_streams, encoder.device, compiled=False), profile))
     merged, image_cache = _timed(profile, "image_features", lambda: image_features(
-        encoder, data, images, options, cache_root, texts.shape[1], profile, streams))
+        encoder, data, images, options, cache_root, texts.shape[1], profile, streams, decode))
     if texts.shape[1] != merged["features"].shape[1]:
         raise ModelOutputError(f"{encoder.spec}: image features have dimension {merged['features'].shape[1]} "
                                f"but text features {texts.shape[1]}")
@@ -159,6 +160,7 @@ def run(options: EvaluationOptions, encoder) -> tuple[dict, dict]:
         "skipped_samples": {"corrupt_image": int(len(corrupt)), "captions_of_corrupt_images": int((~kept).sum()),
                             "images_without_captions": int(data.num_images - len(captioned))},
         "skipped_sample_indices": data.image_rows[corrupt].tolist(),
+        "decode": decode.describe(),
         "cache": {"caption_features": caption_cache, "image_features": image_cache},
         "profile": {"seconds": {k: round(v, 4) for k, v in profile.items()
                                 if k not in ("images_encoded", "captions_encoded")},

@@ -49,7 +49,7 @@ def evaluate(options: EvaluationOptions, model=None) -> dict:
     """
     task = get_task(options.task)
     check_precision(options.precision)
-    if options.batch_size < 1 or options.workers < 0 or options.chunk_size < 1:
+    if options.batch_size < 1 or (options.workers is not None and options.workers < 0) or options.chunk_size < 1:
         raise UserInputError("--batch-size and --chunk-size must be >= 1 and --workers >= 0")
     started, clock = _now(), time.perf_counter()
     device = options.resolved_device()
@@ -66,7 +66,8 @@ def evaluate(options: EvaluationOptions, model=None) -> dict:
         **fields,
         "config": {
             "seed": options.seed, "batch_size": options.batch_size, "precision": options.precision,
-            "device": device, "workers": options.workers, "cpu_streams": options.cpu_streams, "limit": options.limit,
+            "device": device, "workers": options.workers, "decode": options.decode, "cpu_streams": options.cpu_streams,
+            "limit": options.limit,
             "prompts": options.prompts, "bootstrap_samples": options.bootstrap_samples,
             "cache": not options.no_cache, **options.extra,
         },

@@ -31,13 +31,16 @@ def build_tagger(
     precision: str = "fp32",
     background: str = "object",
     cache_dir: str | Path | None = None,
+    decode: str = "auto",
 ) -> Tagger:
-    """A tagger by name: ``zero-shot`` (any ``letitwag.models`` encoder spec) or ``ram-plus`` (checkpoint path)."""
+    """A tagger by name: ``zero-shot`` (any ``letitwag.models`` encoder spec) or ``ram-plus`` (checkpoint path).
+
+    ``decode`` (zero-shot): where images are decoded, as the harness's ``--decode``; RAM++ decodes on the CPU."""
     if kind == "zero-shot":
         from letitwag.frequency.images.zero_shot import ZeroShotTagger
 
         return ZeroShotTagger(model, prompts, background=background, device=device, precision=precision,
-                              cache_dir=cache_dir)
+                              cache_dir=cache_dir, decode=decode)
     if kind == "ram-plus":
         from letitwag.frequency.images.prompts import load_prompts
         from letitwag.frequency.images.ram_plus import RamPlusTagger

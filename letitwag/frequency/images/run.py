@@ -48,6 +48,8 @@ from letitwag.frequency.images.readers import (
     read_shard,
 )
 from letitwag.io import atomic_path
+from letitwag.pixels.decoder import place_rows
+from letitwag.pixels.jpeg import device_route
 from letitwag.postings import POSTINGS_SCHEMA
 from letitwag.tables import FrequencyTable
 
@@ -128,11 +130,55 @@ def _chunks(records: Iterator[ImageRecord], size: int) -> Iterator[list[ImageRec
         yield chunk
 
 
+def _split(prepared: list[tuple]) -> tuple[list[str], list, list[str]]:
+    """(ids of the images to tag, their model inputs, skip reasons of the others)."""
+    ok = [(sample_id, tensor) for sample_id, tensor, reason in prepared if reason is None]
+    return [i for i, _ in ok], [t for _, t in ok], [reason for _, _, reason in prepared if reason is not None]
+
+
+def _on_cpu(pool, prepare, chunk: list[ImageRecord]):
+    """Decode a chunk in the thread pool; returns a function collecting ``_split``'s triple."""
+    futures = [pool.submit(prepare, record) for record in chunk]
+    return lambda: _split([future.result() for future in futures])
+
+
+def _on_device(tagger, pool, prepare, chunk: list[ImageRecord]) -> tuple[list[str], object, list[str]]:
+    """``_split``'s triple with the inputs as one batch on the device: the JPEGs the device decodes
+    in one ``tagger.decode_batch`` call, the rest on the CPU path in the thread pool."""
+    import torch
+
+    to_device = [i for i, r in enumerate(chunk) if r.error is None and r.data and device_route(r.data) is None]
+    on_cpu = {i: pool.submit(prepare, record) for i, record in enumerate(chunk) if i not in set(to_device)}
+    kept, parts, reasons = [], [], []
+    if to_device:
+        pixels, decoded = tagger.decode_batch([chunk[i].data for i in to_device])
+        device_rows = np.asarray(to_device)[decoded]
+        parts.append((device_rows, pixels))
+        kept += device_rows.tolist()
+        reasons += ["corrupt_image"] * int((~decoded).sum())
+    cpu_rows, cpu_inputs = [], []
+    for row, future in on_cpu.items():
+        _, tensor, reason = future.result()
+        if reason is None:
+            cpu_rows.append(row)
+            cpu_inputs.append(tensor)
+        else:
+            reasons.append(reason)
+    if cpu_rows:
+        parts.append((np.asarray(cpu_rows), torch.stack(cpu_inputs)))
+        kept += cpu_rows
+    kept.sort()  # the shard's order
+    batch = place_rows(parts, np.asarray(kept), tagger.device) if kept else None
+    return [chunk[row].sample_id for row in kept], batch, reasons
+
+
 def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
     """The engine's map function: tag every image of one shard (decode in threads, batch on the model).
 
-    Decoding of the next batch overlaps with the model's work on the current one. Taggers run
-    their models under ``torch.inference_mode()`` themselves, so this loop needs no torch.
+    Decoding of the next batch overlaps with the model's work on the current one. A tagger that
+    decodes on its device (``decodes_on_device``) gets the baseline JPEGs' bytes in one call per
+    batch; the other images take the CPU path in the threads. Taggers run their models under
+    ``torch.inference_mode()`` themselves, so this loop needs no torch.
     """
     sample_ids: list[str] = []
     indices: list[np.ndarray] = []
@@ -142,30 +188,35 @@ def tag_shard(job: TaggingJob, shard: ImageShard) -> bytes:
     in_main_process = multiprocessing.parent_process() is None
     progress = tqdm(desc=f"tagging {Path(shard.source).name}", unit="img", leave=False, disable=not in_main_process)
     prepare = functools.partial(_prepared, job.tagger, getattr(job.tagger, "decode_size", None))
-    with concurrent.futures.ThreadPoolExecutor(job.decode_threads) as pool:
+    on_device = bool(getattr(job.tagger, "decodes_on_device", False))
+    with concurrent.futures.ThreadPoolExecutor(job.decode_threads) as pool, \
+            concurrent.futures.ThreadPoolExecutor(1) as device_thread:
         chunks = _chunks(read_shard(shard), job.batch_size)
 
         def submit_next():
             chunk = next(chunks, None)
-            return None if chunk is None else [pool.submit(prepare, record) for record in chunk]
+            if chunk is None:
+                return None
+            if on_device:
+                return device_thread.submit(_on_device, job.tagger, pool, prepare, chunk).result
+            return _on_cpu(pool, prepare, chunk)
 
         pending = submit_next()
         while pending is not None:
-            prepared = [future.result() for future in pending]
-            pending = submit_next()  # decoded by the threads while the model runs on ``prepared``
-            ok = [(sample_id, tensor) for sample_id, tensor, reason in prepared if reason is None]
-            skipped.update(reason for _, _, reason in prepared if reason is not None)
-            progress.update(len(prepared))
-            if not ok:
+            ids, batch, reasons = pending()
+            pending = submit_next()  # decoded by the threads while the model runs on ``batch``
+            skipped.update(reasons)
+            progress.update(len(ids) + len(reasons))
+            if not ids:
                 continue
-            probabilities = np.asarray(job.tagger.probabilities([tensor for _, tensor in ok]))
-            _check_probabilities(probabilities, len(ok), job.num_concepts, shard)
+            probabilities = np.asarray(job.tagger.probabilities(batch))
+            _check_probabilities(probabilities, len(ids), job.num_concepts, shard)
             present = probabilities > job.threshold
             rows, columns = np.nonzero(present)
-            sample_ids += [ok[row][0] for row in rows]
+            sample_ids += [ids[row] for row in rows]
             indices.append(columns.astype(np.int32))
             documents += present.sum(axis=0)
-            images += len(ok)
+            images += len(ids)
     progress.close()
     concept_indices = np.concatenate(indices) if indices else np.zeros(0, np.int32)
     postings = pa.table({"sample_id": pa.array(sample_ids, pa.string()), "concept_index": concept_indices})

@@ -35,7 +35,9 @@ from tqdm.auto import tqdm
 
 from letitwag.concepts import ConceptList
 from letitwag.frequency.images.prompts import PromptSet, load_prompts
+from letitwag.frequency.images.readers import decode_image
 from letitwag.io import atomic_write_with
+from letitwag.pixels.decoder import DeviceDecoder, byte_views, pack_bytes, resolve_decode
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class ZeroShotTagger:
         device: str = "cpu",
         precision: str = "fp32",
         cache_dir: str | Path | None = None,
+        decode: str = "auto",
     ) -> None:
         self.model_spec = model
         self.prompts = load_prompts(prompts) if isinstance(prompts, str) else prompts
@@ -67,12 +70,16 @@ class ZeroShotTagger:
         self._missing_descriptions: list[str] = []
         self._torch_side = None
         self.decode_size: int | None = None
+        self.decode = decode  # --decode: auto | cpu | gpu (letitwag.pixels.decoder)
+        self.decode_choice = None  # resolved in prepare()
+        self._device_decoder = None
 
     # -- pickling: workers get the concept vectors, not the loaded network --------------------
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_encoder"] = None
         state["_torch_side"] = None
+        state["_device_decoder"] = None
         return state
 
     @property
@@ -87,6 +94,7 @@ class ZeroShotTagger:
     def prepare(self, concepts: ConceptList) -> None:
         self._model_metadata = self.encoder.metadata()
         self.decode_size = _resize_side(self.encoder.preprocess)
+        self.decode_choice = resolve_decode(self.decode, self.device, self.encoder.preprocess)
         self._missing_descriptions = self.prompts.missing(concepts)
         if self._missing_descriptions:
             logger.warning("%d concept(s) have no description in %s; using the simple template for them",
@@ -106,13 +114,32 @@ class ZeroShotTagger:
     def preprocess(self, image: Any) -> Any:
         return self.encoder.preprocess(image)
 
+    @property
+    def decodes_on_device(self) -> bool:
+        """Whether the runner hands baseline JPEGs to ``decode_batch`` (``--decode`` resolved to gpu)."""
+        return self.decode_choice is not None and self.decode_choice.mode == "gpu"
+
+    def decode_batch(self, datas: Sequence[bytes]):
+        """JPEG bytes -> (model inputs on the device for the decodable ones, ``ok`` mask): decoded in one
+        batch on the device, an image it cannot decode on the CPU path (``decode_image`` + preprocess)."""
+        if self._device_decoder is None:
+            self._device_decoder = DeviceDecoder(self.decode_choice.recipe, self.device, self._cpu_input)
+        blob, offsets = pack_bytes(datas)
+        if str(self.device).startswith("cuda"):
+            blob = blob.pin_memory()  # nvJPEG copies the bitstreams from pinned memory asynchronously
+        return self._device_decoder(byte_views(blob, offsets))
+
+    def _cpu_input(self, data: bytes):
+        image, _ = decode_image(data, self.decode_size)
+        return None if image is None else self.preprocess(image)
+
     def probabilities(self, batch: Sequence[Any]) -> np.ndarray:
         import torch
 
         if self._concept_vectors is None:
             raise RuntimeError("ZeroShotTagger.prepare(concepts) must run before tagging")
         concepts, background = self._device_vectors()
-        images = self.encoder.encode_images(torch.stack(list(batch)))
+        images = self.encoder.encode_images(batch if isinstance(batch, torch.Tensor) else torch.stack(list(batch)))
         with torch.inference_mode():
             margin = images @ concepts.T - (images @ background)[:, None]
             return torch.sigmoid(self.encoder.logit_scale * margin).cpu().numpy()
@@ -128,6 +155,7 @@ class ZeroShotTagger:
             "background": self.background,
             "precision": self.precision,
             "decode_size": self.decode_size,
+            "decode": self.decode_choice.describe() if self.decode_choice is not None else {"mode": self.decode},
         }
 
     # -- helpers -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from dataset_helpers import make_dataset, write_hub_layout  # noqa: E402
+from torch_threads import one_torch_thread  # noqa: E402, F401 - fixture
 
 
 @pytest.fixture(scope="session")
@@ -18,17 +19,6 @@ def tiny_open_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hub_dataset(tmp_path_factory):
     return write_hub_layout(make_dataset(12, corrupt_rows=(5,)), tmp_path_factory.mktemp("ds") / "hub")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """The test machine is shared by many processes: one intra-op thread avoids spin-wait slowdowns."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"

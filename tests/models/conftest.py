@@ -5,6 +5,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from torch_threads import one_torch_thread  # noqa: E402, F401 - fixture
+
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
@@ -16,14 +18,3 @@ def tiny_open_clip(tiny_dir):
     from letitwag.models.tiny import build_tiny_open_clip
 
     return build_tiny_open_clip(tiny_dir / "open_clip")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """The test machine is shared by many processes: one intra-op thread avoids spin-wait slowdowns."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -2,20 +2,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from torch_threads import one_torch_thread  # noqa: F401 - fixture
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the photograph-like JPEG maker the GPU benchmark uses
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """The test machine is shared by many processes: one intra-op thread avoids spin-wait slowdowns."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from letitwag.builders.knn.bf16_scan import Bf16Scan, bf16_dot_products_native, exact_from_candidates
 from letitwag.errors import UserInputError
 from letitwag.io import atomic_write_json, atomic_write_with
 
@@ -175,6 +176,7 @@ class KnnIndex:
     config: dict
     vectors: object  # faiss.Index
     metadata: pa.Table
+    bf16: Bf16Scan | None = None  # exact indices on CPUs with bfloat16 dot products (``open_index``)
 
     @property
     def dim(self) -> int:
@@ -205,6 +207,19 @@ class KnnIndex:
         k = min(k, len(self))
         if not self.exact:
             return self.vectors.search_and_reconstruct(queries, k)
+        if self.bf16 is None:
+            return self._exact_float32(queries, k)
+        fetched = min(max(2 * k, k + BF16_CANDIDATE_MARGIN), len(self))
+        approx, ids, bound = self.bf16.candidates(queries, fetched)
+        stored = self.vectors.reconstruct_batch(ids.reshape(-1)).reshape(len(queries), fetched, -1)
+        scores, ids, stored, proven = exact_from_candidates(queries, k, approx, ids, stored, bound,
+                                                            covers_all=fetched == len(self))
+        if not proven.all():  # near-ties across the whole candidate margin: float32 decides those queries
+            redo = np.flatnonzero(~proven)
+            scores[redo], ids[redo], stored[redo] = self._exact_float32(queries[redo], k)
+        return scores, ids, stored
+
+    def _exact_float32(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         fetched = min(k + RESCORE_MARGIN, len(self))
         _, ids, stored = self.vectors.search_and_reconstruct(queries, fetched)
         scores = np.einsum("bd,bkd->bk", queries.astype(np.float64), stored.astype(np.float64))
@@ -236,6 +251,11 @@ class KnnIndex:
 # 64 (benchmarks/bench_knn.py). From 3 queries on, one shared pass over the vectors is cheaper.
 BLAS_MIN_QUERIES = 3
 RESCORE_MARGIN = 8  # extra candidates an exact index re-scores, so near-ties at rank k settle the same way
+# candidates of the bfloat16 pass beyond k (at least k more): the margin over which its error bound
+# must be cleared for the answer to be proven exact (``bf16_scan``)
+BF16_CANDIDATE_MARGIN = 64
+# each server worker holds the bfloat16 copy in memory: larger indices scan in float32
+BF16_MAX_BYTES = 2 * 1024**3
 
 
 def set_search_threads(threads: int) -> None:
@@ -249,6 +269,10 @@ def set_search_threads(threads: int) -> None:
     import faiss
 
     faiss.omp_set_num_threads(threads)
+    if bf16_dot_products_native():  # the bfloat16 pass runs on torch's intra-op threads
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def read_vectors(directory: Path, config: dict):
@@ -280,8 +304,12 @@ def read_vectors(directory: Path, config: dict):
     return index
 
 
-def open_index(directory: str | Path, name: str | None = None) -> KnnIndex:
-    """Open a finished index read-only, memory-mapped, with its recorded search parameters."""
+def open_index(directory: str | Path, name: str | None = None, bf16_scan: bool = False) -> KnnIndex:
+    """Open a finished index read-only, memory-mapped, with its recorded search parameters.
+
+    ``bf16_scan``: an exact index also gets a bfloat16 copy for its first pass when this CPU
+    has bfloat16 dot products and the copy fits ``BF16_MAX_BYTES`` (servers; see ``bf16_scan``).
+    """
     import faiss
 
     faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES
@@ -299,7 +327,12 @@ def open_index(directory: str | Path, name: str | None = None) -> KnnIndex:
             f"{directory}: {vectors.ntotal} vectors of dim {vectors.d} but {metadata.num_rows} metadata rows "
             f"and dim {config['dim']} in {CONFIG_FILE}; rebuild the index"
         )
-    return KnnIndex(name or directory.name, directory, config, vectors, metadata)
+    index = KnnIndex(name or directory.name, directory, config, vectors, metadata)
+    if bf16_scan and index.exact and vectors.ntotal * vectors.d * 2 <= BF16_MAX_BYTES and bf16_dot_products_native():
+        index.bf16 = Bf16Scan(vectors)
+        logger.info("%s: exact search scans a bfloat16 copy first (%.0f MB), each answer proven exact",
+                    index.name, index.bf16.nbytes() / 1e6)
+    return index
 
 
 def _read_metadata(path: Path) -> pa.Table:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -259,19 +260,18 @@ BF16_MAX_BYTES = 2 * 1024**3
 
 
 def set_search_threads(threads: int) -> None:
-    """faiss's threads for searches made on the calling thread.
+    """faiss's threads, and torch's where a bfloat16 pass runs, for searches on the calling thread.
 
     OpenMP's thread count is a per-thread setting: a search thread started later gets the
     process default (all cores), so each server worker would run as many OpenMP threads as
-    there are cores and the workers would spin against each other. Call this on the thread
-    that searches.
+    there are cores and the workers would spin against each other (with torch's bfloat16 pass,
+    p99 latency in ``benchmarks/bench_knn.py`` rose 3-7x). Call this on the thread that searches.
     """
     import faiss
 
     faiss.omp_set_num_threads(threads)
-    if bf16_dot_products_native():  # the bfloat16 pass runs on torch's intra-op threads
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:  # a bfloat16 pass (``Bf16Scan``) runs on torch's intra-op threads
         torch.set_num_threads(threads)
 
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from letitwag.builders.knn import store
-from letitwag.builders.knn.bf16_scan import Bf16Scan, exact_from_candidates
-from letitwag.builders.knn.store import KnnIndex
+from letitwag.builders.knn.bf16_scan import Bf16Scan
+from letitwag.builders.knn.store import KnnIndex, rescored_top_k
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -43,9 +43,9 @@ def test_answers_equal_an_exact_brute_force(batch):
     queries = np.concatenate([vectors[:batch // 2] + 0.05 * rng.standard_normal((batch // 2, 96)),
                               rng.standard_normal((batch - batch // 2, 96))]).astype(np.float32)
     index = flat_index(vectors, with_bf16=True)
-    approx, candidates, bound = index.bf16.candidates(queries, 104)
-    proven = exact_from_candidates(queries, 40, approx, candidates, vectors[candidates], bound, covers_all=False)[3]
-    assert proven.all()  # distinct vectors: the bound separates the top 40 from the rest
+    candidates, ceiling = index.bf16.candidates(queries, 104)
+    kth = rescored_top_k(queries, candidates, vectors[candidates], 40)[0][:, -1]
+    assert (kth > ceiling).all()  # distinct vectors: the bound proves every answer exact
     scores, ids, stored = index.search_and_reconstruct(queries, 40)
     expected_scores, expected_ids = brute_force(vectors, queries, 40)
     assert np.array_equal(ids, expected_ids)
@@ -60,9 +60,10 @@ def test_near_duplicates_fall_back_and_stay_exact():
     vectors = np.repeat(base, 200, axis=0)  # 6,000 vectors, each row 200 times
     queries = base[:5] + np.float32(0.01)
     index = flat_index(vectors, with_bf16=True)
-    approx, ids, bound = index.bf16.candidates(queries, 104)
-    proven = exact_from_candidates(queries, 40, approx, ids, vectors[ids], bound, covers_all=False)[3]
-    assert not proven.any()  # every query takes the float32 path
+    candidates, ceiling = index.bf16.candidates(queries, 104)
+    assert ceiling.shape == (5,)
+    kth = rescored_top_k(queries, candidates, vectors[candidates], 40)[0][:, -1]
+    assert not (kth > ceiling).any()  # no answer proven: every query takes the float32 path
     scores, ids, _ = index.search_and_reconstruct(queries, 40)
     expected_scores, expected_ids = brute_force(vectors, queries, 40)
     assert np.array_equal(ids, expected_ids)
@@ -78,12 +79,9 @@ def test_the_bound_holds_for_every_vector():
     vectors = unit(rng.standard_normal((4000, 512)) + 0.3)  # a shared cone, as CLIP embeddings have
     queries = (rng.standard_normal((16, 512)) * 3).astype(np.float32)  # not normalised
     index = flat_index(vectors, with_bf16=True)
-    _, _, bound = index.bf16.candidates(queries, len(vectors))
     passes = (index.bf16.copy @ torch.from_numpy(queries).to(torch.bfloat16).T).float().numpy().T
     exact = queries.astype(np.float64) @ vectors.astype(np.float64).T
-    # the bound for the lowest pass score covers output rounding of |score| <= that score's magnitude;
-    # for a per-vector check use each pass score's own rounding term
-    own = bound[:, None] - 2.0**-8 * np.abs(passes.min(axis=1, keepdims=True)) + 2.0**-8 * np.abs(passes)
+    own = index.bf16.error_bound(queries, passes)
     assert (np.abs(exact - passes) <= own).all()
 
 

@@ -75,44 +75,32 @@ class Bf16Scan:
     def nbytes(self) -> int:
         return self.copy.numel() * 2
 
-    def candidates(self, queries: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ``count`` best vectors of each query by pass score.
+    def error_bound(self, queries: np.ndarray, pass_scores: np.ndarray) -> np.ndarray:
+        """How far a true score may lie above a pass score, per query (``pass_scores`` ``[B]`` or ``[B, ...]``)."""
+        import torch
 
-        Returns ``(pass scores [B, count] descending, ids [B, count], bound [B])``: how far any
-        vector left out may score above the lowest candidate's pass score.
+        queries64 = np.asarray(queries, dtype=np.float64)
+        rounded64 = torch.from_numpy(np.asarray(queries, dtype=np.float32)).to(torch.bfloat16).double().numpy()
+        rounded_norm = np.linalg.norm(rounded64, axis=1)
+        operands = (np.linalg.norm(queries64, axis=1) * self.max_residual
+                    + np.linalg.norm(queries64 - rounded64, axis=1) * self.max_norm)
+        accumulation = (self.dim - 1) * _FLOAT32_UNIT / (1 - self.dim * _FLOAT32_UNIT) * rounded_norm * self.max_norm
+        per_query = operands + accumulation + 2 * self.dim * _FLUSHED
+        pass_scores = np.asarray(pass_scores, dtype=np.float64)
+        per_query = per_query.reshape(-1, *([1] * (pass_scores.ndim - 1)))
+        return per_query + _BF16_HALF_ULP * np.abs(pass_scores)
+
+    def candidates(self, queries: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``count`` best vectors of each query by pass score, and the ceiling of the rest.
+
+        Returns ``(ids [B, count], ceiling [B])``: no vector left out of a query's candidates has a
+        true score above its ceiling, so a top ``k`` whose ``k``-th exact score is above it is exact.
         """
         import torch
 
         rounded = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(torch.bfloat16)
         # [N, D] @ [D, B]: the stored copy stays the left operand in its own layout (as the right,
         # transposed operand the library re-packs all of it on every call)
-        scores = self.copy @ rounded.T
-        top = torch.topk(scores, min(count, len(self)), dim=0, largest=True, sorted=True)
-        approx = top.values.T.float().numpy()
-        queries64 = np.asarray(queries, dtype=np.float64)
-        rounded64 = rounded.float().numpy().astype(np.float64)
-        query_norm = np.linalg.norm(queries64, axis=1)
-        rounded_norm = np.linalg.norm(rounded64, axis=1)
-        operands = query_norm * self.max_residual + np.linalg.norm(queries64 - rounded64, axis=1) * self.max_norm
-        accumulation = (self.dim - 1) * _FLOAT32_UNIT / (1 - self.dim * _FLOAT32_UNIT) * rounded_norm * self.max_norm
-        lowest = np.abs(approx[:, -1].astype(np.float64))
-        bound = operands + accumulation + 2 * self.dim * _FLUSHED + _BF16_HALF_ULP * lowest
-        return approx, top.indices.T.numpy().astype(np.int64), bound
-
-
-def exact_from_candidates(queries: np.ndarray, k: int, approx: np.ndarray, ids: np.ndarray, stored: np.ndarray,
-                          bound: np.ndarray, covers_all: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Re-score candidates in float64 and prove each query's top ``k`` exact.
-
-    Returns ``(scores [B, k], ids, stored vectors [B, k, D], proven [B])``; rows not proven must be
-    searched another way. Equal scores order by the smaller id, as the float32 path does.
-    """
-    scores = np.einsum("bd,bkd->bk", queries.astype(np.float64), stored.astype(np.float64))
-    order = np.lexsort((ids, -scores), axis=1)[:, :k]
-    take = lambda array: np.take_along_axis(array, order, axis=1)  # noqa: E731
-    best, best_ids = take(scores), take(ids)
-    if covers_all:
-        proven = np.ones(len(queries), dtype=bool)
-    else:
-        proven = best[:, -1] > approx[:, -1].astype(np.float64) + bound
-    return best.astype(np.float32), best_ids, np.take_along_axis(stored, order[:, :, None], axis=1), proven
+        top = torch.topk(self.copy @ rounded.T, min(count, len(self)), dim=0, largest=True, sorted=True)
+        lowest = top.values[-1].double().numpy()
+        return top.indices.T.numpy().astype(np.int64), lowest + self.error_bound(queries, lowest)

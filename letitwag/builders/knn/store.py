@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from letitwag.builders.knn.bf16_scan import Bf16Scan, bf16_dot_products_native, exact_from_candidates
+from letitwag.builders.knn.bf16_scan import Bf16Scan, bf16_dot_products_native
 from letitwag.errors import UserInputError
 from letitwag.io import atomic_write_json, atomic_write_with
 
@@ -209,26 +209,21 @@ class KnnIndex:
         if not self.exact:
             return self.vectors.search_and_reconstruct(queries, k)
         if self.bf16 is None:
-            return self._exact_float32(queries, k)
+            scores, ids, stored = self._exact_float32(queries, k)
+            return scores.astype(np.float32), ids, stored
         fetched = min(max(2 * k, k + BF16_CANDIDATE_MARGIN), len(self))
-        approx, ids, bound = self.bf16.candidates(queries, fetched)
-        stored = self.vectors.reconstruct_batch(ids.reshape(-1)).reshape(len(queries), fetched, -1)
-        scores, ids, stored, proven = exact_from_candidates(queries, k, approx, ids, stored, bound,
-                                                            covers_all=fetched == len(self))
-        if not proven.all():  # near-ties across the whole candidate margin: float32 decides those queries
-            redo = np.flatnonzero(~proven)
+        candidates, ceiling = self.bf16.candidates(queries, fetched)
+        stored = self.vectors.reconstruct_batch(candidates.reshape(-1)).reshape(len(queries), fetched, -1)
+        scores, ids, stored = rescored_top_k(queries, candidates, stored, k)
+        if fetched < len(self):  # near-ties across the whole candidate margin: float32 decides those queries
+            redo = np.flatnonzero(scores[:, -1] <= ceiling)
             scores[redo], ids[redo], stored[redo] = self._exact_float32(queries[redo], k)
-        return scores, ids, stored
+        return scores.astype(np.float32), ids, stored
 
     def _exact_float32(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        fetched = min(k + RESCORE_MARGIN, len(self))
-        _, ids, stored = self.vectors.search_and_reconstruct(queries, fetched)
-        scores = np.einsum("bd,bkd->bk", queries.astype(np.float64), stored.astype(np.float64))
-        scores[ids < 0] = -np.inf
-        order = np.lexsort((ids, -scores), axis=1)[:, :k]  # equal scores: the smaller id first
-        take = lambda array: np.take_along_axis(array, order, axis=1)  # noqa: E731
-        return (take(scores).astype(np.float32), take(ids),
-                np.take_along_axis(stored, order[:, :, None], axis=1))
+        """faiss's float32 search with a margin of candidates, re-scored (float64 scores)."""
+        _, ids, stored = self.vectors.search_and_reconstruct(queries, min(k + RESCORE_MARGIN, len(self)))
+        return rescored_top_k(queries, ids, stored, k)
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of ``ids`` (flat and HNSW indices)."""
@@ -243,6 +238,19 @@ class KnnIndex:
         if not ids:
             return []
         return pa.concat_tables([self.metadata.slice(i, 1) for i in ids]).to_pylist()
+
+
+def rescored_top_k(queries: np.ndarray, ids: np.ndarray, stored: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best ``k`` of each query's candidates by float64 score: ``(scores, ids, stored vectors)``.
+
+    Equal scores order by the smaller id; missing candidates (id -1) come last.
+    """
+    scores = np.einsum("bd,bkd->bk", queries.astype(np.float64), stored.astype(np.float64))
+    scores[ids < 0] = -np.inf
+    order = np.lexsort((ids, -scores), axis=1)[:, :k]
+    take = lambda array: np.take_along_axis(array, order, axis=1)  # noqa: E731
+    return take(scores), take(ids), np.take_along_axis(stored, order[:, :, None], axis=1)
 
 
 # faiss (1.15) scans with one vector product per query below this many queries per call, and with a

@@ -16,7 +16,6 @@ tables written before the column existed).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -285,8 +284,3 @@ def counts_for_classes(class_names: list[str], counts: Mapping[str, int],
             found = by_form.get(normalize_text(display_name(key)))
             matched[name] = int(found) if found is not None else None
     return matched
-
-
-def log_frequency(documents: int) -> float:
-    """log10 of a count with zero counted as one, as in the paper's plots."""
-    return math.log10(max(int(documents), 1))

@@ -35,13 +35,6 @@ def evaluate_classification(hub_dir: Path, model_spec: str, out: Path, sizes: Ev
     return evaluate(options)
 
 
-def t2i_available() -> bool:
-    """Whether this installation registers the text-to-image task."""
-    from letitwag.harness.tasks import TASKS
-
-    return "t2i" in TASKS
-
-
 def build_tiny_generator(folder: Path, seed: int) -> str:
     from letitwag.models.tiny import build_tiny_diffusers
 

@@ -37,7 +37,6 @@ from letitwag.errors import UserInputError
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
-METADATA_FILES = ("dataset_type.txt", "classnames.txt", "zeroshot_classification_templates.txt")
 HUB_ORGANISATION = "clip-benchmark"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 

@@ -72,7 +72,3 @@ def store_bytes(data: bytes, folder: Path, extension: str) -> Path:
 
 def rejection(source: str, concept_id: str | None, item: str, status: str, error: str) -> dict:
     return {"source": source, "concept_id": concept_id, "item": item, "status": status, "error": error}
-
-
-def rejections_table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=REJECTION_SCHEMA)

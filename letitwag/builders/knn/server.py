@@ -72,7 +72,7 @@ def build_service(settings: ServeSettings) -> KnnService:
     from letitwag.builders.knn.store import open_index
 
     threadpool_limits(limits=1, user_api="blas")
-    indices = {name: open_index(directory, name, bf16_scan=True) for name, directory in settings.indices.items()}
+    indices = {name: open_index(directory, name, int8_scan=True) for name, directory in settings.indices.items()}
     encoders = {}
     if settings.load_model:
         import torch

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from letitwag.builders.knn.bf16_scan import Bf16Scan, bf16_dot_products_native
+from letitwag.builders.knn.int8_scan import Int8Scan, Int8ScanError, at_least, int8_dot_products_native, kth_pass_scores
 from letitwag.errors import UserInputError
 from letitwag.io import atomic_write_json, atomic_write_with
 
@@ -177,7 +177,7 @@ class KnnIndex:
     config: dict
     vectors: object  # faiss.Index
     metadata: pa.Table
-    bf16: Bf16Scan | None = None  # exact indices on CPUs with bfloat16 dot products (``open_index``)
+    int8: Int8Scan | None = None  # exact indices on CPUs with int8 dot products (``open_index``)
 
     @property
     def dim(self) -> int:
@@ -208,17 +208,42 @@ class KnnIndex:
         k = min(k, len(self))
         if not self.exact:
             return self.vectors.search_and_reconstruct(queries, k)
-        if self.bf16 is None:
+        if self.int8 is None or k == 0:
             scores, ids, stored = self._exact_float32(queries, k)
             return scores.astype(np.float32), ids, stored
-        fetched = min(max(2 * k, k + BF16_CANDIDATE_MARGIN), len(self))
-        candidates, ceiling = self.bf16.candidates(queries, fetched)
-        stored = self.vectors.reconstruct_batch(candidates.reshape(-1)).reshape(len(queries), fetched, -1)
-        scores, ids, stored = rescored_top_k(queries, candidates, stored, k)
-        if fetched < len(self):  # near-ties across the whole candidate margin: float32 decides those queries
-            redo = np.flatnonzero(scores[:, -1] <= ceiling)
-            scores[redo], ids[redo], stored[redo] = self._exact_float32(queries[redo], k)
+        scores, ids, stored = self._exact_int8(queries, k)
         return scores.astype(np.float32), ids, stored
+
+    def _exact_int8(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The int8 pass, then float64 scores for every vector that could be in the top ``k``.
+
+        First round: every vector within the bound (and the largest error the start-up check saw)
+        of the ``k``-th best pass score. Its ``k``-th best exact score ``T`` then says what is
+        needed: all vectors with a pass score of at least ``T - bound``; queries whose first round
+        fell short of that get a second, which is sufficient by construction (``int8_scan``).
+        """
+        passes, bound = self.int8.scores(queries)
+        floors = kth_pass_scores(passes, k) - bound - self.int8.observed_error
+        scores = np.empty((len(queries), k))
+        ids = np.empty((len(queries), k), dtype=np.int64)
+        stored = np.empty((len(queries), k, self.dim), dtype=np.float32)
+        rows = np.arange(len(queries))
+        while len(rows):
+            candidates, counts = at_least(passes[rows], floors[rows])
+            wide = counts > INT8_MAX_CANDIDATES  # near-duplicates by the thousand: float32 decides those
+            if wide.any():
+                scores[rows[wide]], ids[rows[wide]], stored[rows[wide]] = self._exact_float32(queries[rows[wide]], k)
+                rows, candidates = rows[~wide], candidates[~wide]
+                if not len(rows):
+                    break
+            vectors = self.vectors.reconstruct_batch(np.maximum(candidates, 0).reshape(-1))
+            found = rescored_top_k(queries[rows], candidates, vectors.reshape(*candidates.shape, -1), k)
+            scores[rows], ids[rows], stored[rows] = found
+            needed = found[0][:, -1] - bound[rows]
+            short = needed < floors[rows]
+            floors[rows[short]] = needed[short]
+            rows = rows[short]
+        return scores, ids, stored
 
     def _exact_float32(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """faiss's float32 search with a margin of candidates, re-scored (float64 scores)."""
@@ -260,26 +285,26 @@ def rescored_top_k(queries: np.ndarray, ids: np.ndarray, stored: np.ndarray,
 # 64 (benchmarks/bench_knn.py). From 3 queries on, one shared pass over the vectors is cheaper.
 BLAS_MIN_QUERIES = 3
 RESCORE_MARGIN = 8  # extra candidates an exact index re-scores, so near-ties at rank k settle the same way
-# candidates of the bfloat16 pass beyond k (at least k more): the margin over which its error bound
-# must be cleared for the answer to be proven exact (``bf16_scan``)
-BF16_CANDIDATE_MARGIN = 64
-# each server worker holds the bfloat16 copy in memory: larger indices scan in float32
-BF16_MAX_BYTES = 2 * 1024**3
+# a query whose int8 pass leaves more vectors than this within reach of its top k (an index of
+# near-duplicates) is searched in float32 instead: re-scoring them all would cost more
+INT8_MAX_CANDIDATES = 4096
+# each server worker holds the int8 codes in memory: larger indices scan in float32
+INT8_MAX_BYTES = 2 * 1024**3
 
 
 def set_search_threads(threads: int) -> None:
-    """faiss's threads, and torch's where a bfloat16 pass runs, for searches on the calling thread.
+    """faiss's threads, and torch's where an int8 pass runs, for searches on the calling thread.
 
     OpenMP's thread count is a per-thread setting: a search thread started later gets the
     process default (all cores), so each server worker would run as many OpenMP threads as
-    there are cores and the workers would spin against each other (with torch's bfloat16 pass,
+    there are cores and the workers would spin against each other (with torch's int8 pass,
     p99 latency in ``benchmarks/bench_knn.py`` rose 3-7x). Call this on the thread that searches.
     """
     import faiss
 
     faiss.omp_set_num_threads(threads)
     torch = sys.modules.get("torch")
-    if torch is not None:  # a bfloat16 pass (``Bf16Scan``) runs on torch's intra-op threads
+    if torch is not None:  # an int8 pass (``Int8Scan``) runs on torch's intra-op threads
         torch.set_num_threads(threads)
 
 
@@ -312,11 +337,11 @@ def read_vectors(directory: Path, config: dict):
     return index
 
 
-def open_index(directory: str | Path, name: str | None = None, bf16_scan: bool = False) -> KnnIndex:
+def open_index(directory: str | Path, name: str | None = None, int8_scan: bool = False) -> KnnIndex:
     """Open a finished index read-only, memory-mapped, with its recorded search parameters.
 
-    ``bf16_scan``: an exact index also gets a bfloat16 copy for its first pass when this CPU
-    has bfloat16 dot products and the copy fits ``BF16_MAX_BYTES`` (servers; see ``bf16_scan``).
+    ``int8_scan``: an exact index also gets int8 codes for its first pass when this CPU has int8
+    dot products and the codes fit ``INT8_MAX_BYTES`` (servers; see ``int8_scan``).
     """
     import faiss
 
@@ -336,10 +361,14 @@ def open_index(directory: str | Path, name: str | None = None, bf16_scan: bool =
             f"and dim {config['dim']} in {CONFIG_FILE}; rebuild the index"
         )
     index = KnnIndex(name or directory.name, directory, config, vectors, metadata)
-    if bf16_scan and index.exact and vectors.ntotal * vectors.d * 2 <= BF16_MAX_BYTES and bf16_dot_products_native():
-        index.bf16 = Bf16Scan(vectors)
-        logger.info("%s: exact search scans a bfloat16 copy first (%.0f MB), each answer proven exact",
-                    index.name, index.bf16.nbytes() / 1e6)
+    if int8_scan and index.exact and vectors.ntotal * vectors.d <= INT8_MAX_BYTES and int8_dot_products_native():
+        try:
+            index.int8 = Int8Scan(vectors)
+        except Int8ScanError as error:
+            logger.warning("%s: the int8 pass is not used (%s); exact search scans in float32", index.name, error)
+        else:
+            logger.info("%s: exact search scans int8 codes first (%.0f MB), each answer proven exact",
+                        index.name, index.int8.nbytes() / 1e6)
     return index
 
 

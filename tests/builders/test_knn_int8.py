@@ -101,7 +101,7 @@ def test_the_bound_holds_for_every_vector():
     index = flat_index(vectors, with_int8=True)
     passes, bound = index.int8.scores(queries)
     exact = queries.astype(np.float64) @ vectors.astype(np.float64).T
-    assert (np.abs(exact - passes.double().numpy()) <= bound[:, None]).all()
+    assert (np.abs(exact - passes) <= bound[:, None]).all()
     assert 0 <= index.int8.observed_error <= bound.max()
 
 
@@ -130,7 +130,7 @@ def test_no_codes_without_the_instructions(tmp_path, monkeypatch):
     assert store.open_index(tmp_path / "idx", int8_scan=True).int8 is None
 
 
-def saturating_product(unsigned, scale, zero_point, codes, scales):
+def saturating_product(unsigned, scale, zero_point, codes, scales, zero_points):
     """int8 products as CPUs without VNNI form them: pairs summed in int16, saturating."""
     pairs = unsigned.long()[:, None, :] * codes.long()[None, :, :]
     pairs = pairs.reshape(*pairs.shape[:2], -1, 2).sum(dim=-1).clamp(-(2**15), 2**15 - 1)
@@ -154,7 +154,7 @@ def test_the_check_accepts_exact_integer_arithmetic(tmp_path, monkeypatch):
     write_small_index(tmp_path / "idx")
     monkeypatch.setattr(int8_scan, "pack", lambda codes: codes.clone())
 
-    def exact_product(unsigned, scale, zero_point, codes, scales):
+    def exact_product(unsigned, scale, zero_point, codes, scales, zero_points):
         sums = (unsigned.long() - zero_point) @ codes.long().T
         return (sums.double() * scale * scales.double()).float()
 

@@ -71,12 +71,14 @@ def pack(codes: torch.Tensor):
     return torch.ops.onednn.qlinear_prepack(codes, None)
 
 
-def quantized_product(unsigned: torch.Tensor, scale: float, zero_point: int, packed,
-                      scales: torch.Tensor) -> torch.Tensor:
-    """``scale * (unsigned - zero_point) @ (codes * scales[:, None]).T`` as float32 ``[B, N]``."""
+def quantized_product(unsigned: torch.Tensor, scale: float, zero_point: int, packed, scales: torch.Tensor,
+                      zero_points: torch.Tensor) -> torch.Tensor:
+    """``scale * (unsigned - zero_point) @ (codes * scales[:, None]).T`` as float32 ``[B, N]``.
+
+    ``zero_points`` are the codes' (all zero: symmetric codes).
+    """
     import torch
 
-    zero_points = torch.zeros(scales.shape[0], dtype=torch.int32)
     return torch.ops.onednn.qlinear_pointwise(unsigned, scale, zero_point, packed, scales, zero_points, None,
                                               1.0, 0, torch.float32, "none", [], "")
 
@@ -116,6 +118,7 @@ class Int8Scan:
             codes[start:stop] = torch.from_numpy(chunk_codes)
             self.scales[start:stop] = torch.from_numpy(scales)
         self.packed = pack(codes)
+        self._zero_points = torch.zeros(count, dtype=torch.int32)
         self.observed_error = self._check(faiss_index, codes[:_CHECK_ROWS])
 
     def __len__(self) -> int:
@@ -124,8 +127,8 @@ class Int8Scan:
     def nbytes(self) -> int:
         return len(self) * (self.dim + 8)
 
-    def scores(self, queries: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        """Pass scores ``[B, N]`` (float32 tensor) and each query's error bound ``[B]`` (float64)."""
+    def scores(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pass scores ``[B, N]`` (float32) and each query's error bound ``[B]`` (float64)."""
         import torch
 
         queries64 = np.asarray(queries, dtype=np.float64)
@@ -136,7 +139,8 @@ class Int8Scan:
                     + np.linalg.norm(queries64 - rounded, axis=1) * self.max_norm)
         output = _OUTPUT_ROUNDINGS * _FLOAT32_UNIT * (255 + _ZERO_POINT) * _CODE_MAX * self.dim * scale * self.max_scale
         unsigned = torch.from_numpy((codes + _ZERO_POINT).astype(np.uint8))
-        return quantized_product(unsigned, scale, _ZERO_POINT, self.packed, self.scales), operands + output
+        passes = quantized_product(unsigned, scale, _ZERO_POINT, self.packed, self.scales, self._zero_points)
+        return passes.numpy(), operands + output
 
     def _check(self, faiss_index, codes) -> float:
         """The largest pass error seen on a sample of this index; ``Int8ScanError`` if beyond the bound."""
@@ -148,29 +152,25 @@ class Int8Scan:
             noise = rng.standard_normal((batch, self.dim)) * 0.1 * float(np.abs(stored).max())
             queries = (stored[rng.integers(0, rows, batch)] + noise).astype(np.float32)
             passes, bound = self.scores(queries)
-            error = np.abs(passes[:, :rows].double().numpy() - queries.astype(np.float64) @ stored.T)
+            error = np.abs(passes[:, :rows] - queries.astype(np.float64) @ stored.T)
             if (error > bound[:, None]).any():
                 raise Int8ScanError(f"pass error {error.max():.3g} above its bound {bound.min():.3g}")
             worst = max(worst, float(error.max()))
         return worst
 
 
-def at_least(passes, floors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def at_least(passes: np.ndarray, floors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per query, the ids whose pass score reaches its floor: ``(ids [B, M] padded with -1, counts [B])``."""
-    import torch
-
     floors32 = np.nextafter(np.asarray(floors, dtype=np.float32), np.float32(-np.inf))  # round down, never up
-    mask = passes >= torch.from_numpy(floors32)[:, None]
-    counts = mask.sum(dim=1).numpy()
-    ids = np.full((len(floors), int(counts.max(initial=0))), -1, dtype=np.int64)
-    for row in range(len(floors)):
-        found = torch.nonzero(mask[row]).flatten().numpy()
-        ids[row, : len(found)] = found
+    found = [np.flatnonzero(passes[row] >= floors32[row]) for row in range(len(floors32))]
+    counts = np.array([len(row) for row in found])
+    ids = np.full((len(found), int(counts.max(initial=0))), -1, dtype=np.int64)
+    for row, row_ids in enumerate(found):
+        ids[row, : len(row_ids)] = row_ids
     return ids, counts
 
 
-def kth_pass_scores(passes, k: int) -> np.ndarray:
+def kth_pass_scores(passes: np.ndarray, k: int) -> np.ndarray:
     """Each query's ``k``-th best pass score."""
-    import torch
-
-    return torch.topk(passes, k, dim=1, sorted=False).values.min(dim=1).values.double().numpy()
+    position = passes.shape[1] - k
+    return np.partition(passes, position, axis=1)[:, position].astype(np.float64)

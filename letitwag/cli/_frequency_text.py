@@ -24,8 +24,11 @@ Matching modes (docs/frequency.md compares them on real captions):
                     the captions, and a caption counts when every word of the concept, lemmatised
                     as the paper did, is among its NOUN/PROPN lemmas. Only captions the fast
                     matcher finds could match are tagged. Needs spaCy and an English pipeline.
-The fast modes cannot tell a noun from a verb or adjective of the same spelling: the table's
-pos_ambiguous column marks the concepts where that may matter.
+The fast modes read a concept word as the paper did, through its noun lemma ("men" counts
+what "man" counts; --concept-words as-written keeps it as written), but cannot tell a noun from
+a verb, adjective or function word of the same spelling: the table's pos_ambiguous column marks
+the concepts where fast and paper counts may part (a word that is also a verb, adjective or
+adverb form, or a spaCy English stop word such as "her" or "and").
 
 Inputs (--captions, any mix): parquet, CSV, TSV, JSON lines (.jsonl/.ndjson/.json), plain
 text (.txt, one caption per line), webdataset tars (.tar: the .txt member, else the caption

@@ -32,7 +32,13 @@ from letitwag.engine.run import iter_partials, merged, run_shards
 from letitwag.engine.shards import Shard, fingerprint, shard_key
 from letitwag.engine.store import ShardStore, write_failure_reason
 from letitwag.errors import UserInputError
-from letitwag.frequency.text.forms import CONCEPT_WORDS, FORMS_SOURCES, WordForms, english_noun_forms, word_forms
+from letitwag.frequency.text.forms import (
+    CONCEPT_WORDS,
+    FORMS_SOURCES,
+    WordForms,
+    english_noun_forms,
+    word_forms,
+)
 from letitwag.frequency.text.matcher import TextMatcher
 from letitwag.frequency.text.partials import (
     TextCountTask,

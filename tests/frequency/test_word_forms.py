@@ -230,3 +230,17 @@ def test_show_forms_says_which_lemma_a_concept_word_is_read_through(tmp_path, ca
         else:
             assert "read through their noun lemma (--concept-words lemma): men -> man\n" in printed
             assert "    {man, mans, men}\n" in printed
+
+
+def test_concept_words_as_written_is_refused_where_it_has_no_meaning(tmp_path):
+    from letitwag.errors import UserInputError
+    from letitwag.frequency.count import count_text
+
+    (tmp_path / "captions.txt").write_text("two men\n")
+    concepts = ConceptList([Concept("men")])
+    for options, message in (({"forms": "lookup"}, "is for --forms noun"), ({"mode": "paper"}, "for the fast modes"),
+                             ({}, "unknown --concept-words")):
+        value = "singular" if not options else "as-written"
+        with pytest.raises(UserInputError, match=message):
+            count_text([tmp_path / "captions.txt"], concepts, tmp_path / "out", workers=1, concept_words=value,
+                       **options)

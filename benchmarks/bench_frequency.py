@@ -3,8 +3,9 @@
 Claims (issue 2), on synthetic LAION-like captions (~60 characters) against the 4,128 bundled
 concepts in ``phrase`` mode:
 * end to end from parquet with 2 local worker processes: >= 1,000,000 captions/s, with the
-  default noun forms (issue 13) as with the lookup forms before them (``--forms lookup``), both
-  measured in the same run;
+  default noun forms (issue 13) as with the lookup forms before them (``--forms lookup``) and
+  with concept words read as written (``--concept-words as-written``, the reading before concept
+  words were lemmatised), all measured in the same run;
 * peak RSS (the run and its worker processes together) < 2 GB, independent of corpus size;
 * ``phrase`` counts equal the lemmatise-then-match reference for >= 99.9% of concepts;
 * ``bag`` counts equal the paper's method re-implemented with spaCy (inverted index) exactly.
@@ -14,7 +15,7 @@ What it does, in one run:
    groups of 131,072);
 2. letitwag end to end: ``letitwag.frequency.count.count_text`` with the local executor,
    ``--workers`` processes, fresh output folder (no resumed shards), ``--repeat`` times per word-form
-   source (``--forms``, alternating: lookup, noun, lookup, ...), each in a fresh Python process (the fork server and its kernel warm-up are paid every time); the
+   variant (``VARIANTS``, alternating), each in a fresh Python process (the fork server and its kernel warm-up are paid every time); the
    median run is reported, every run is printed; peak RSS and CPU time are sampled over the
    process tree every 50 ms (under contention from other processes, captions per CPU-second
    says what the cores would give if they were free);
@@ -53,6 +54,9 @@ from _synthetic_captions import write_corpus
 TARGET_CAPTIONS_PER_SECOND = 1_000_000
 TARGET_RSS_BYTES = 2 * 1024**3
 TARGET_PHRASE_AGREEMENT = 0.999
+# the end-to-end variants, as ``count_text`` options: the earlier readings, then the default
+VARIANTS = {"--forms lookup": {"forms": "lookup"}, "--concept-words as-written": {"concept_words": "as-written"},
+            "default": {}}
 
 
 class ProcessTreeSampler:
@@ -117,7 +121,7 @@ def read_captions(files: list[Path], limit: int | None = None) -> list:
 
 
 def run_end_to_end_child(files: list[Path], run_dir: Path, workers: int, shard_rows: int | None,
-                         forms: str = "noun") -> dict:
+                         options: dict) -> dict:
     """One end-to-end run, in this (fresh) process: wall and CPU seconds of ``count_text``, peak
     RSS of the process tree (this process, the fork server, the workers) and when the first
     shard's partial was stored (the start-up every run pays: fork server, first shard)."""
@@ -129,19 +133,19 @@ def run_end_to_end_child(files: list[Path], run_dir: Path, workers: int, shard_r
     with ProcessTreeSampler() as tree:
         start, started_at = time.perf_counter(), time.time()
         count_text([str(path) for path in files], concepts, run_dir, executor="local", workers=workers,
-                   shard_rows=shard_rows, forms=forms)
+                   shard_rows=shard_rows, **options)
         seconds = time.perf_counter() - start
     first_stored = min(path.stat().st_mtime for path in (run_dir / "shards").glob("*.partial")) - started_at
     return {"seconds": seconds, "cpu_seconds": tree.cpu_seconds, "peak_rss": tree.peak_rss,
             "first_shard_stored_seconds": first_stored}
 
 
-def run_end_to_end(files: list[Path], run_dir: Path, workers: int, shard_rows: int | None, forms: str = "noun") -> dict:
+def run_end_to_end(files: list[Path], run_dir: Path, workers: int, shard_rows: int | None, options: dict) -> dict:
     """``run_end_to_end_child`` in a fresh Python process, as a user's ``letitwag frequency
     count`` would run: nothing imported, loaded or started before (no warm fork server)."""
     command = [sys.executable, __file__, "--e2e-child", json.dumps({"files": [str(f) for f in files],
                                                                     "run_dir": str(run_dir), "workers": workers,
-                                                                    "shard_rows": shard_rows, "forms": forms})]
+                                                                    "shard_rows": shard_rows, "options": options})]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.e2e_child:
         child = json.loads(args.e2e_child)
         print(json.dumps(run_end_to_end_child([Path(f) for f in child["files"]], Path(child["run_dir"]),
-                                              child["workers"], child["shard_rows"], child["forms"])))
+                                              child["workers"], child["shard_rows"], child["options"])))
         return 0
     if args.quick:
         args.captions = min(args.captions, 200_000)
@@ -214,15 +218,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"letitwag end to end ({args.workers} local workers), {args.repeat} run(s) per word-form source, "
           "alternating, each in a fresh process...", flush=True)
-    by_forms: dict[str, list[dict]] = {"lookup": [], "noun": []}
+    by_forms: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
     for _ in range(args.repeat):
-        for forms in by_forms:
-            by_forms[forms].append(run_end_to_end(files, args.out / "letitwag-run", args.workers, args.shard_rows, forms))
-            seconds = by_forms[forms][-1]["seconds"]
-            print(f"  --forms {forms:6s} {seconds:.2f} s: {args.captions / seconds:,.0f} captions/s", flush=True)
-    runs = by_forms["noun"]  # the default, whose table stays in the run folder
+        for variant, options in VARIANTS.items():
+            by_forms[variant].append(run_end_to_end(files, args.out / "letitwag-run", args.workers, args.shard_rows,
+                                                    options))
+            seconds = by_forms[variant][-1]["seconds"]
+            print(f"  {variant:26s} {seconds:.2f} s: {args.captions / seconds:,.0f} captions/s", flush=True)
+    runs = by_forms["default"]  # the last variant, whose table stays in the run folder
     medians = {forms: sorted(found, key=lambda run: run["seconds"])[len(found) // 2] for forms, found in by_forms.items()}
-    median = medians["noun"]
+    median = medians["default"]
     e2e_seconds, e2e_cpu = median["seconds"], median["cpu_seconds"]
     e2e_rss = max(run["peak_rss"] for found in by_forms.values() for run in found)
     table = pq.read_table(args.out / "letitwag-run" / "text.parquet")
@@ -278,12 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"matcher construction for {len(concepts):,} concepts: {build_seconds:.2f} s; "
           f"spaCy baseline construction: {spacy_build:.2f} s")
     print()
-    before = args.captions / medians["lookup"]["seconds"]
-    each = {forms: ", ".join(f"{args.captions / run['seconds']:,.0f}" for run in found) for forms, found in by_forms.items()}
-    print(f"before/after, end to end (medians of {args.repeat} alternating fresh-process runs each): --forms lookup "
-          f"{before:,.0f} captions/s ({each['lookup']}), --forms noun (default) {rates['letitwag end to end']:,.0f} "
-          f"({each['noun']}): noun / lookup = {rates['letitwag end to end'] / before:.2f}; per CPU-second "
-          f"{args.captions / medians['lookup']['cpu_seconds']:,.0f} -> {rates['letitwag end to end, per CPU-second']:,.0f}")
+    each = {variant: ", ".join(f"{args.captions / run['seconds']:,.0f}" for run in found)
+            for variant, found in by_forms.items()}
+    for variant in list(VARIANTS)[:-1]:
+        before = args.captions / medians[variant]["seconds"]
+        print(f"before/after, end to end (medians of {args.repeat} alternating fresh-process runs each): {variant} "
+              f"{before:,.0f} captions/s ({each[variant]}), default {rates['letitwag end to end']:,.0f} "
+              f"({each['default']}): default / before = {rates['letitwag end to end'] / before:.2f}; per CPU-second "
+              f"{args.captions / medians[variant]['cpu_seconds']:,.0f} -> "
+              f"{rates['letitwag end to end, per CPU-second']:,.0f}")
     print(f"throughput target >= {TARGET_CAPTIONS_PER_SECOND:,}/s end to end: "
           f"{'MET' if rates['letitwag end to end'] >= TARGET_CAPTIONS_PER_SECOND else 'NOT MET'} "
           f"({rates['letitwag end to end']:,.0f}/s, the median of {len(runs)} fresh-process runs: "

@@ -54,8 +54,11 @@ class _ForwardReading:
         self.forms = forms
         self.lookup = isinstance(forms, LemmaTable)
 
-    def word_key(self, word: str) -> str:
-        return self.forms.lemma(word) if self.lookup else word
+    def word_key(self, word: str, inflect: bool) -> str:
+        """An inflected concept word is read through its noun lemma (``--concept-words``)."""
+        if self.lookup:
+            return self.forms.lemma(word)
+        return self.forms.concept_lemma(word) if inflect else word
 
     def token_keys(self, token: str) -> set[str]:
         """Keys of the concept words ``token`` may stand for when they are inflected."""
@@ -64,7 +67,8 @@ class _ForwardReading:
     def accepts(self, token: str, word: str, inflect: bool) -> bool:
         if self.lookup:
             return self.forms.lemma(token) == self.forms.lemma(word)
-        return token == word or (inflect and self.forms.lemma(token) == word)
+        key = self.word_key(word, inflect)
+        return token == key or (inflect and self.forms.lemma(token) == key)
 
 
 class LemmatizeThenMatch:
@@ -85,8 +89,8 @@ class LemmatizeThenMatch:
         for index, surface in enumerate(_pattern_forms(concepts, use_aliases)):
             for text in surface:
                 words = tuple(text.split(" "))
-                self.by_first_key[self.reading.word_key(words[0])].append((index, words))
-                self.word_sets.append((index, frozenset(self.reading.word_key(word) for word in words)))
+                self.by_first_key[self.reading.word_key(words[0], len(words) == 1)].append((index, words))
+                self.word_sets.append((index, frozenset(self.reading.word_key(word, True) for word in words)))
 
     def phrase_matches(self, caption: str | None) -> list[tuple[int, int, int]]:
         """(concept, start, end) token spans of every match, overlapping ones included."""
@@ -141,6 +145,24 @@ class LemmatizeThenMatch:
         return documents
 
 
+def spacy_noun_readings(nlp, words: Iterable[str]) -> dict[str, str]:
+    """Each concept word as the fast modes read it (``--concept-words lemma``), by spaCy's own
+    rule lemmatiser (``nlp``): the word's lemma read as a plural noun where spaCy's noun tables
+    know that lemma (the word is a listed exception, or the lemma a noun of the index), else the
+    word."""
+    from spacy.tokens import Doc
+
+    words = sorted(set(words))
+    if not words:
+        return {}
+    lookups = nlp.get_pipe("lemmatizer").lookups
+    exceptions = lookups.get_table("lemma_exc")["noun"]
+    index = set(lookups.get_table("lemma_index")["noun"])
+    doc = nlp(Doc(nlp.vocab, words=words, pos=["NOUN"] * len(words), morphs=["Number=Plur"] * len(words)))
+    return {word: token.lemma_ if token.lemma_ != word and (word in exceptions or token.lemma_ in index) else word
+            for word, token in zip(words, doc)}
+
+
 @functools.lru_cache(maxsize=2)
 def _blank_english(mode: str):
     """``spacy.blank("en")`` + spaCy's lemmatizer in ``mode`` (tables from ``spacy-lookups-data``)."""
@@ -170,7 +192,10 @@ class SpacyInvertedIndex:
         self.n_concepts = len(concepts)
         surface = _pattern_forms(concepts, use_aliases)
         words = sorted({word for per_concept in surface for text in per_concept for word in text.split(" ")})
-        keys = {word: [word] for word in words} if self.nouns else dict(zip(words, self._lookup_words(words)))
+        if self.nouns:
+            keys = {word: [reading] for word, reading in spacy_noun_readings(self.nlp, words).items()}
+        else:
+            keys = dict(zip(words, self._lookup_words(words)))
         self.queries: list[tuple[int, list[str]]] = []
         for index, per_concept in enumerate(surface):
             for text in per_concept:

@@ -8,8 +8,8 @@ A table is a parquet file with the columns of ``TABLE_SCHEMA`` and a JSON sideca
 skips, date). ``documents`` counts samples that mention a concept (the paper's frequency);
 ``occurrences`` counts mentions (null where unknown, as for the paper's tables).
 ``pos_ambiguous`` (text tables written by ``letitwag frequency count``) marks concepts with a
-word that is also a verb, adjective or adverb form, where the fast modes' counts and a tagger's
-(``--mode paper``) part; it is null where unknown (image and matched tables, the paper's tables,
+word that is also a verb, adjective or adverb form or a stop word, where the fast modes' counts
+and a tagger's (``--mode paper``) may part; it is null where unknown (image and matched tables, the paper's tables,
 tables written before the column existed).
 """
 

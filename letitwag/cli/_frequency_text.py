@@ -24,8 +24,11 @@ Matching modes (docs/frequency.md compares them on real captions):
                     the captions, and a caption counts when every word of the concept, lemmatised
                     as the paper did, is among its NOUN/PROPN lemmas. Only captions the fast
                     matcher finds could match are tagged. Needs spaCy and an English pipeline.
-The fast modes cannot tell a noun from a verb or adjective of the same spelling: the table's
-pos_ambiguous column marks the concepts where that may matter.
+The fast modes read a concept word as the paper did, through its noun lemma ("men" counts
+what "man" counts; --concept-words as-written keeps it as written), but cannot tell a noun from
+a verb, adjective or function word of the same spelling: the table's pos_ambiguous column marks
+the concepts where fast and paper counts may part (a word that is also a verb, adjective or
+adverb form, or a spaCy English stop word such as "her" or "and").
 
 Inputs (--captions, any mix): parquet, CSV, TSV, JSON lines (.jsonl/.ndjson/.json), plain
 text (.txt, one caption per line), webdataset tars (.tar: the .txt member, else the caption
@@ -87,6 +90,11 @@ def _register_count(subparsers) -> None:
                         "the tokens spaCy's rule lemmatiser reads as that noun (chickadees, geese, leaves -> leaf); "
                         "lookup: spaCy's part-of-speech-blind lookup table (is -> be, leaves -> leave), the "
                         "behaviour before noun forms (e.g. --forms lookup)")
+    parser.add_argument("--concept-words", default="lemma", choices=["lemma", "as-written"],
+                        help="phrase/bag with noun forms: how a concept word is read. lemma (default): through its "
+                        "noun lemma, as the paper lemmatised concept words, so 'men' counts what 'man' counts and "
+                        "'airplanes' what 'airplane' counts; as-written: the word itself and its own plurals "
+                        "(e.g. --concept-words as-written)")
     parser.add_argument("--spacy-model", default=None, metavar="NAME",
                         help="paper mode: the spaCy pipeline (package name or folder) that tags captions, e.g. "
                         "en_core_web_lg; unset: en_core_web_lg when installed, else the largest installed English one")
@@ -149,7 +157,8 @@ def _register_show(subparsers) -> None:
     parser.add_argument("--forms", action="store_true",
                         help="with --concept: also list the caption words that count for it in the fast modes, as "
                         "the table was counted (phrase/bag, noun or lookup forms; the defaults for other tables), "
-                        "and which of them are also verb/adjective/adverb forms, e.g. --concept leaf --forms")
+                        "the noun lemma a concept word is read through (men -> man), and which forms a tagger may "
+                        "not read as nouns (also verb/adjective/adverb forms, stop words), e.g. --concept leaf --forms")
     parser.set_defaults(handler=_run_show)
 
 
@@ -160,7 +169,8 @@ def _run_count(args) -> int:
 
     table = count_text(
         args.captions, args.concepts, args.out,
-        mode=args.mode, forms=args.forms, longest_match=args.longest_match, use_aliases=not args.no_aliases,
+        mode=args.mode, forms=args.forms, concept_words=args.concept_words, longest_match=args.longest_match,
+        use_aliases=not args.no_aliases,
         spacy_model=args.spacy_model, unknown_words=args.unknown_words, tag_every_caption=args.tag_every_caption,
         text_column=args.text_column, id_column=args.id_column, postings=args.postings,
         executor=args.executor, workers=args.workers, ray_address=args.ray_address,
@@ -209,7 +219,7 @@ def _run_show(args) -> int:
 def _print_forms(rows, provenance: dict) -> None:
     """The caption words that count for the concept of ``rows`` in the fast modes."""
     from letitwag.concepts import Concept, bundled_concepts
-    from letitwag.frequency.text.forms import english_noun_forms, word_forms
+    from letitwag.frequency.text.forms import NounForms, english_noun_forms, word_forms
     from letitwag.frequency.text.matcher import caption_forms
 
     concept_id, name = rows.column("concept_id")[0].as_py(), rows.column("name")[0].as_py()
@@ -219,24 +229,33 @@ def _print_forms(rows, provenance: dict) -> None:
     modes = [parameters["mode"]] if counted_as else ["phrase", "bag"]
     source = parameters.get("forms", "noun") if counted_as else "noun"
     use_aliases = parameters.get("use_aliases", True) if counted_as else True
-    forms = word_forms(source)
+    # noun-form tables counted before concept words were lemmatised lack the parameter: as written
+    concept_words = parameters.get("concept_words", "as-written") if counted_as and source == "noun" else "lemma"
+    forms = word_forms(source, concept_words)
     origin = "as this table was counted" if counted_as else "the defaults"
     print(f"\ncaption forms of {concept_id!r} ({origin}: {source} forms, {forms.parameters['forms_source']} "
           f"{forms.parameters['forms_version']}; case and punctuation ignored):")
+    nouns = forms if isinstance(forms, NounForms) else english_noun_forms()
+    texts = [text.split(" ") for text in concept.surface_forms()[: None if use_aliases else 1]]
+    written = [word for words in texts for word in words]
+    # a phrase keeps all but its last word as written
+    inflected = written if "bag" in modes else [words[-1] for words in texts]
+    read_as = {word: lemma for word in inflected if (lemma := nouns.concept_lemma(word)) != word}
+    if read_as and forms is nouns:
+        print("  inflected concept words read through their noun lemma (--concept-words lemma): "
+              + ", ".join(f"{word} -> {lemma}" for word, lemma in read_as.items()))
     for mode in modes:
         rule = "in order, adjacent, last word inflected" if mode == "phrase" else "every word anywhere, each inflected"
         print(f"  {mode} ({rule}):")
         for words in caption_forms(concept, mode, forms, use_aliases):
             print("    " + " ".join(tokens[0] if len(tokens) == 1 else "{" + ", ".join(tokens) + "}"
                                     for _, tokens in words))
-    nouns = english_noun_forms()
-    ambiguous = {word: found for text in concept.surface_forms()[: None if use_aliases else 1]
-                 for word in text.split(" ") if (found := nouns.ambiguous_forms(word))}
+    ambiguous = {word: found for word in written if (found := nouns.ambiguous_forms(word))}
     if ambiguous:
         readings = "; ".join(f"{form} ({'/'.join(kinds)})" for found in ambiguous.values() for form, kinds in found.items())
-        print(f"  pos_ambiguous: also verb/adjective/adverb forms: {readings}")
+        print(f"  pos_ambiguous: a tagger may not read these as nouns: {readings}")
     else:
-        print("  pos_ambiguous: no (no form is also a verb, adjective or adverb form)")
+        print("  pos_ambiguous: no (no form is also a verb, adjective or adverb form, nor a stop word)")
     if parameters.get("mode") == "paper":
         terms = provenance.get("paper", {}).get("terms", {}).get(concept_id)
         print(f"  this table was counted by --mode paper; its terms for this concept: "

@@ -32,7 +32,13 @@ from letitwag.engine.run import iter_partials, merged, run_shards
 from letitwag.engine.shards import Shard, fingerprint, shard_key
 from letitwag.engine.store import ShardStore, write_failure_reason
 from letitwag.errors import UserInputError
-from letitwag.frequency.text.forms import FORMS_SOURCES, english_noun_forms, word_forms
+from letitwag.frequency.text.forms import (
+    CONCEPT_WORDS,
+    FORMS_SOURCES,
+    WordForms,
+    english_noun_forms,
+    word_forms,
+)
 from letitwag.frequency.text.matcher import TextMatcher
 from letitwag.frequency.text.partials import (
     TextCountTask,
@@ -88,6 +94,7 @@ def count_text(
     *,
     mode: str = "phrase",
     forms: str = "noun",
+    concept_words: str = "lemma",
     longest_match: bool = False,
     use_aliases: bool = True,
     spacy_model: str | None = None,
@@ -104,7 +111,9 @@ def count_text(
 ) -> FrequencyTable:
     """Count concept mentions in captions; write ``out_dir/text.parquet`` (+ provenance, postings).
 
-    ``mode``: ``phrase`` / ``bag`` (fast, ``forms``: ``noun`` or ``lookup``) or ``paper`` (a
+    ``mode``: ``phrase`` / ``bag`` (fast, ``forms``: ``noun`` or ``lookup``; ``concept_words``:
+    with noun forms, ``lemma`` reads a concept word through its noun lemma as the paper did,
+    "men" as "man", or ``as-written``) or ``paper`` (a
     spaCy pipeline, ``spacy_model``, tags the captions that may count, all of them with
     ``tag_every_caption``; ``unknown_words``: ``require`` or the paper's ``drop``).
     Finished shards under ``out_dir/shards/`` are reused by a rerun with the same inputs and
@@ -119,9 +128,14 @@ def count_text(
         raise UserInputError(f"unknown matching mode {mode!r}; use {', '.join(MODES)}")
     if forms not in FORMS_SOURCES:
         raise UserInputError(f"unknown word-form source {forms!r}; use {' or '.join(FORMS_SOURCES)}")
-    if mode == "paper" and (longest_match or forms != "noun"):
-        raise UserInputError("--longest-match and --forms are for the fast modes; --mode paper reads words with its "
-                             "spaCy pipeline")
+    if concept_words not in CONCEPT_WORDS:
+        raise UserInputError(f"unknown --concept-words {concept_words!r}; use {' or '.join(CONCEPT_WORDS)}")
+    if mode == "paper" and (longest_match or forms != "noun" or concept_words != "lemma"):
+        raise UserInputError("--longest-match, --forms and --concept-words are for the fast modes; --mode paper reads "
+                             "words with its spaCy pipeline")
+    if forms == "lookup" and concept_words != "lemma":
+        raise UserInputError("--concept-words as-written is for --forms noun; --forms lookup reads every concept word "
+                             "through its lookup lemma")
     out_dir = Path(out_dir)
     if shard_rows is None:
         shard_rows = DEFAULT_PAPER_SHARD_ROWS if mode == "paper" else DEFAULT_SHARD_ROWS
@@ -131,7 +145,7 @@ def count_text(
     if mode == "paper":
         plan = _paper_plan(concepts, spacy_model, unknown_words, not tag_every_caption, postings)
     else:
-        plan = _fast_plan(concepts, mode, forms, longest_match, use_aliases, postings)
+        plan = _fast_plan(concepts, mode, word_forms(forms, concept_words), longest_match, use_aliases, postings)
     parameters = plan.parameters
     shards = [
         Shard(
@@ -172,7 +186,7 @@ def count_text(
         "finished": finished.isoformat(),
         "wall_seconds": round(time.perf_counter() - clock, 3),
     }
-    nouns = english_noun_forms()
+    nouns = english_noun_forms(concept_words)
     ambiguous = [nouns.pos_ambiguous(concept.surface_forms() if plan.use_aliases else concept.surface_forms()[:1])
                  for concept in concepts]
     table = FrequencyTable.from_counts(concepts, documents.tolist(), occurrences.tolist(), name, "text",
@@ -186,10 +200,9 @@ def count_text(
     return table
 
 
-def _fast_plan(concepts: ConceptList, mode: str, forms: str, longest_match: bool, use_aliases: bool,
+def _fast_plan(concepts: ConceptList, mode: str, forms: WordForms, longest_match: bool, use_aliases: bool,
                postings: bool) -> _Plan:
-    matcher = TextMatcher(concepts, mode=mode, longest_match=longest_match, use_aliases=use_aliases,
-                          forms=word_forms(forms))
+    matcher = TextMatcher(concepts, mode=mode, longest_match=longest_match, use_aliases=use_aliases, forms=forms)
     task = TextCountTask(matcher, postings)
     empty = TextPartial(np.zeros(len(concepts), np.int64), np.zeros(len(concepts), np.int64))
     return _Plan(task, task.parameters(), counts_decoder(len(concepts)), TextPartial.merge, empty,

@@ -153,6 +153,11 @@ def test_a_resumed_run_with_other_word_forms_recomputes_every_shard(tmp_path, co
     assert resumed.provenance["parameters"]["forms_source"] == "spacy-lookups-data:en_lemma_lookup"
 
 
+def test_a_resumed_run_reading_concept_words_as_written_recomputes_every_shard(tmp_path, concepts):
+    resumed = _interrupted_then_changed(tmp_path, concepts, {}, {"concept_words": "as-written"})
+    assert resumed.provenance["parameters"]["concept_words"] == "as-written"
+
+
 def test_a_resumed_run_with_another_word_form_version_recomputes_every_shard(tmp_path, concepts, monkeypatch):
     from letitwag.frequency.text import forms
 

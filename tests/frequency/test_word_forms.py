@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from letitwag.concepts import Concept, ConceptList, bundled_concepts
-from letitwag.frequency.text.forms import english_lemmas, english_noun_forms
+from letitwag.frequency.text.forms import english_lemmas, english_noun_forms, word_forms
 from letitwag.frequency.text.matcher import TextMatcher
 
 CONCEPTS = ConceptList([
@@ -131,6 +131,50 @@ def test_pos_ambiguous_marks_words_a_tagger_may_not_read_as_nouns():
     assert forms.ambiguous_forms("leaf") == {"leaf": ["verb"], "leafs": ["verb"], "leaves": ["verb"]}
 
 
+@pytest.mark.parametrize("mode", ["phrase", "bag"])
+def test_a_plural_concept_word_counts_what_its_noun_lemma_counts_as_the_paper_read_it(mode):
+    concepts = ConceptList([Concept("men"), Concept("man"), Concept("airplanes"), Concept("jeans"),
+                            Concept("glass"), Concept("bus"), Concept("sports_car")])
+    captions = ["a man", "two men", "an airplane", "airplanes", "blue jeans", "a glass", "glasses", "a bus",
+                "sports cars", "a sport car"]
+    counts = dict(zip(concepts.ids, TextMatcher(concepts, mode=mode).count(captions).documents.tolist()))
+    assert counts["men"] == counts["man"] == 2  # men -> man: the noun exceptions
+    assert counts["airplanes"] == 2 and counts["jeans"] == 1  # airplanes -> airplane, jeans -> jean: rules + index
+    assert counts["glass"] == 2 and counts["bus"] == 1  # "glas", "bu" are no known noun: singular, as written
+    # a phrase keeps its earlier words as written; bag reads every word through its lemma
+    assert counts["sports_car"] == (1 if mode == "phrase" else 2)
+    as_written = TextMatcher(concepts, mode=mode, forms=english_noun_forms("as-written")).count(captions).documents
+    assert dict(zip(concepts.ids, as_written.tolist()))["men"] == 1
+
+
+def test_concept_lemma_follows_the_noun_tables_only_where_they_know_the_lemma():
+    forms = english_noun_forms()
+    assert {word: forms.concept_lemma(word) for word in ("men", "children", "airplanes", "geese", "glass", "lens",
+                                                          "octopus", "dog")} == {
+        "men": "man", "children": "child", "airplanes": "airplane", "geese": "goose", "glass": "glass",
+        "lens": "lens", "octopus": "octopus", "dog": "dog"}
+    assert english_noun_forms("as-written").concept_lemma("men") == "men"
+    assert forms.parameters["concept_words"] == "lemma"
+    with pytest.raises(ValueError, match="as-written is for --forms noun"):
+        word_forms("lookup", "as-written")
+
+
+def test_stop_words_are_flagged_since_a_tagger_never_reads_them_as_nouns():
+    forms = english_noun_forms()
+    assert forms.ambiguous_forms("someone") == {"someone": ["stop word"]}
+    assert forms.ambiguous_forms("her") == {"her": ["stop word"], "hers": ["stop word"]}
+    assert forms.pos_ambiguous(["trinidad and tobago"]) and forms.pos_ambiguous(["bishop of llandaff"])
+    assert not forms.pos_ambiguous(["trinidad"]) and not forms.pos_ambiguous(["airplanes"])
+
+
+def test_the_bundled_stop_words_are_spacys():
+    spacy_stop_words = pytest.importorskip("spacy.lang.en.stop_words").STOP_WORDS
+    from letitwag.data import read_bundled_json
+    from letitwag.frequency.text.forms import STOP_WORDS_FILE, is_token
+
+    assert read_bundled_json(STOP_WORDS_FILE)["words"] == sorted(word for word in spacy_stop_words if is_token(word))
+
+
 def test_text_tables_carry_the_flag_and_older_tables_read_with_nulls(tmp_path):
     import pyarrow.parquet as pq
 
@@ -164,5 +208,39 @@ def test_show_forms_lists_what_counts_for_a_concept(tmp_path, capsys):
     assert "as this table was counted: noun forms" in printed
     assert "  bag (every word anywhere, each inflected):\n    {snow, snows} {geese, goose, gooses}\n" in printed
     assert "phrase (" not in printed
-    assert "pos_ambiguous: also verb/adjective/adverb forms: snow (verb); snows (verb); goose (verb)" in printed
+    assert "pos_ambiguous: a tagger may not read these as nouns: snow (verb); snows (verb); goose (verb)" in printed
     assert cli.main(["frequency", "show", str(out / "text.parquet"), "--forms"]) == 2
+
+
+def test_show_forms_says_which_lemma_a_concept_word_is_read_through(tmp_path, capsys):
+    from letitwag import cli
+
+    (tmp_path / "captions.txt").write_text("two men\n")
+    concepts = tmp_path / "concepts.txt"
+    concepts.write_text("men\n")
+    for option in ([], ["--concept-words", "as-written"]):
+        out = tmp_path / f"out{len(option)}"
+        assert cli.main(["frequency", "count", "--captions", str(tmp_path / "captions.txt"), "--concepts",
+                         str(concepts), "--out", str(out), "--workers", "1", *option]) == 0
+        capsys.readouterr()
+        assert cli.main(["frequency", "show", str(out / "text.parquet"), "--concept", "men", "--forms"]) == 0
+        printed = capsys.readouterr().out
+        if option:
+            assert "read through their noun lemma" not in printed and "    {men, mens}\n" in printed
+        else:
+            assert "read through their noun lemma (--concept-words lemma): men -> man\n" in printed
+            assert "    {man, mans, men}\n" in printed
+
+
+def test_concept_words_as_written_is_refused_where_it_has_no_meaning(tmp_path):
+    from letitwag.errors import UserInputError
+    from letitwag.frequency.count import count_text
+
+    (tmp_path / "captions.txt").write_text("two men\n")
+    concepts = ConceptList([Concept("men")])
+    for options, message in (({"forms": "lookup"}, "is for --forms noun"), ({"mode": "paper"}, "for the fast modes"),
+                             ({}, "unknown --concept-words")):
+        value = "singular" if not options else "as-written"
+        with pytest.raises(UserInputError, match=message):
+            count_text([tmp_path / "captions.txt"], concepts, tmp_path / "out", workers=1, concept_words=value,
+                       **options)

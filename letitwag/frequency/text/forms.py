@@ -16,7 +16,12 @@ itself is not imported):
   noun (``is`` is not ``being``, ``stands`` not ``standing``). The forms are found by inverting
   every rule and exception, then checked by running the lemmatiser forward, so they are exactly
   the tokens the lemmatiser maps to the word (``vases`` goes to ``vas``, as in spaCy).
-  ``ambiguous_forms`` says which of a word's forms are also verb, adjective or adverb forms.
+  A concept word is first read as a noun itself (``concept_words="lemma"``, the default): where
+  the noun lemmatiser, reading it as a plural, maps it to another word its tables know, the word
+  counts through that lemma's forms ("men" through "man", "men", ...; "airplanes" through
+  "airplane", "airplanes"), because the paper lemmatised every concept word before searching
+  and its tables count "men" as "man". ``ambiguous_forms`` says which of a word's forms are also
+  verb, adjective or adverb forms, or spaCy English stop words.
 * ``LemmaTable`` (``--forms lookup``): spaCy's part-of-speech-blind lookup table, the engine's
   earlier behaviour, kept on request. Every word of a concept and of a caption is replaced by
   its lookup lemma, so it also maps ``is`` to ``be`` and ``leaves`` to ``leave``, and it knows
@@ -41,6 +46,7 @@ from importlib import metadata, resources
 from typing import Iterable, Mapping, Protocol, Sequence
 
 from letitwag.concepts import normalize_text
+from letitwag.data import read_bundled_json
 
 LEMMA_PACKAGE = "spacy_lookups_data"
 LEMMA_FILE = "en_lemma_lookup.json.gz"
@@ -49,6 +55,10 @@ RULE_TABLE_FILES = {"rules": "en_lemma_rules.json.gz", "exceptions": "en_lemma_e
 FORMS_SOURCES = ("noun", "lookup")
 # the parts of speech whose forms make a noun reading uncertain (``pos_ambiguous``)
 OTHER_PARTS_OF_SPEECH = ("verb", "adj", "adv")
+STOP_WORD = "stop word"  # the other reason: a word spaCy lists as an English stop word
+STOP_WORDS_FILE = "spacy_en_stop_words.json"
+# how the noun forms read a concept word: through its noun lemma (the paper's reading) or as written
+CONCEPT_WORDS = ("lemma", "as-written")
 # Version of the rule-inversion logic below (spaCy 3.8's ``Lemmatizer.rule_lemmatize``); part of
 # every fingerprint, so a change to it recomputes stored shards.
 NOUN_FORMS_ALGORITHM = "spacy-3.8-rule-lemmatize/1"
@@ -165,12 +175,28 @@ class NounForms:
 
     noun: RuleLemmatizer
     others: Mapping[str, RuleLemmatizer] = field(default_factory=dict)
+    stop_words: frozenset[str] = frozenset()
+    concept_words: str = "lemma"
     name: str = "spacy-lookups-data:en_lemma_rules+en_lemma_exc+en_lemma_index (noun)"
     version: str = ""
 
     def lemma(self, token: str) -> str:
         """The noun lemma of a (plural) caption token."""
         return self.noun.lemma(token)
+
+    def concept_lemma(self, word: str) -> str:
+        """How a concept word is read before its forms are generated: as written with
+        ``concept_words="as-written"``; else its noun lemma where spaCy's noun lemmatiser, reading
+        the word as a plural, maps it to another word its tables know (an irregular form's
+        listed lemma, or a noun of the index): "men" -> "man", "airplanes" -> "airplane",
+        "jeans" -> "jean", "children" -> "child". Why: the paper lemmatised each concept word
+        with its pipeline before searching, so its tables count the lemma's captions. A word
+        whose rule lemma no table knows is a singular noun and stays ("glass", not "glas")."""
+        if self.concept_words == "as-written":
+            return word
+        lemma = self.noun.lemma(word)
+        known = word in self.noun.exceptions or lemma in self.noun.index
+        return lemma if lemma != word and known and is_token(lemma) else word
 
     def forms_of(self, word: str) -> tuple[str, ...]:
         """The word itself and every normalised token spaCy's noun lemmatiser maps to it, sorted."""
@@ -184,46 +210,57 @@ class NounForms:
         return {}
 
     def alternatives(self, word: str, inflect: bool) -> tuple[str, ...]:
-        return self.forms_of(word) if inflect else (word,)
+        return self.forms_of(self.concept_lemma(word)) if inflect else (word,)
 
     def surface_forms(self, key: str) -> tuple[str, ...]:
         return (key,)
 
     def ambiguous_forms(self, word: str) -> dict[str, list[str]]:
-        """``{form: [part of speech, ...]}`` for the forms of ``word`` that are also a verb,
-        adjective or adverb form: the form is a known word of that part of speech (``white``,
-        ``on``), one of its listed irregular forms (``left``), or a regular inflection of a known
-        word (``runs``, ``leaves``: the verb rules lead to ``run``, ``leave``). Adjective and
-        adverb comparatives (``-er``, ``-est``) are left out: they are rarely nouns' forms."""
+        """``{form: [reading, ...]}`` for the forms of concept word ``word`` that a tagger may
+        not read as a noun: also a verb, adjective or adverb form (the form is a known word of
+        that part of speech: ``white``, ``on``; one of its listed irregular forms: ``left``; or a
+        regular inflection of a known word: ``runs``, ``leaves``: the verb rules lead to ``run``,
+        ``leave``), or one of spaCy's English stop words (``STOP_WORD``: mostly pronouns,
+        determiners, prepositions and conjunctions, which the per-part-of-speech indexes do not
+        list: ``her``, ``someone``, ``and``). Adjective and adverb comparatives (``-er``,
+        ``-est``) are left out: they are rarely nouns' forms."""
         found: dict[str, list[str]] = {}
-        for form in self.forms_of(word):
+        for form in self.forms_of(self.concept_lemma(word)):
             for pos, lemmatizer in self.others.items():
                 if form in lemmatizer.index or form in lemmatizer.exceptions or (
                         pos == "verb" and lemmatizer.lemma(form) in lemmatizer.index):
                     found.setdefault(form, []).append(pos)
+            if form in self.stop_words:
+                found.setdefault(form, []).append(STOP_WORD)
         return found
 
     def pos_ambiguous(self, texts: Iterable[str]) -> bool:
         """Whether some word of these normalised texts (a concept's name and aliases) has a form
-        that is also a verb, adjective or adverb form: a tagger may not read it as a noun, so a
-        fast count can part from ``--mode paper``'s. Deliberately broad (the tables list rare
-        readings too: ``dog`` is a verb there); a concept not flagged rarely parts."""
+        that is also a verb, adjective or adverb form or a stop word: a tagger may not read it
+        as a noun, so a fast count can part from ``--mode paper``'s. Deliberately broad (the
+        tables list rare readings too: ``dog`` is a verb there); a concept not flagged rarely
+        parts."""
         return any(self.ambiguous_forms(word) for text in texts for word in text.split(" ") if word)
 
     @property
     def parameters(self) -> dict:
         return {"forms": "noun", "forms_source": self.name, "forms_version": self.version,
-                "forms_algorithm": NOUN_FORMS_ALGORITHM}
+                "forms_algorithm": NOUN_FORMS_ALGORITHM, "concept_words": self.concept_words}
 
 
-@functools.lru_cache(maxsize=1)
-def english_noun_forms() -> NounForms:
-    """Noun forms from spaCy's English rule tables (loaded once per process, ~0.3 s)."""
+@functools.lru_cache(maxsize=len(CONCEPT_WORDS))
+def english_noun_forms(concept_words: str = "lemma") -> NounForms:
+    """Noun forms from spaCy's English rule tables (loaded once per process, ~0.3 s);
+    ``concept_words``: ``lemma`` (default: concept words read through their noun lemma, as the
+    paper read them) or ``as-written``."""
+    if concept_words not in CONCEPT_WORDS:
+        raise ValueError(f"unknown concept-word reading {concept_words!r}; use one of {', '.join(CONCEPT_WORDS)}")
     tables = {kind: _read_table(file_name) for kind, file_name in RULE_TABLE_FILES.items()}
     lemmatizers = rule_lemmatizers(tables["rules"], tables["exceptions"], tables["index"],
                                    ("noun",) + OTHER_PARTS_OF_SPEECH)
     noun = lemmatizers.pop("noun")
-    return NounForms(noun, lemmatizers, version=_package_version())
+    stop_words = frozenset(read_bundled_json(STOP_WORDS_FILE)["words"])
+    return NounForms(noun, lemmatizers, stop_words, concept_words, version=_package_version())
 
 
 # --- the part-of-speech-blind lookup table (``--forms lookup``) ----------------------------
@@ -293,10 +330,15 @@ def english_lemmas() -> LemmaTable:
     return LemmaTable(_usable_entries(read_raw_lookup_table()), version=_package_version())
 
 
-def word_forms(source: str) -> WordForms:
-    """The English word forms of a ``--forms`` source: ``noun`` (default) or ``lookup``."""
+def word_forms(source: str, concept_words: str = "lemma") -> WordForms:
+    """The English word forms of a ``--forms`` source: ``noun`` (default) or ``lookup``;
+    ``concept_words`` (``lemma`` or ``as-written``) is for noun forms: the lookup table always
+    reads concept words through its lemmas."""
     if source == "noun":
-        return english_noun_forms()
+        return english_noun_forms(concept_words)
     if source == "lookup":
+        if concept_words != "lemma":
+            raise ValueError("--concept-words as-written is for --forms noun; --forms lookup reads every concept "
+                             "word through its lookup lemma")
         return english_lemmas()
     raise ValueError(f"unknown word-form source {source!r}; use one of {', '.join(FORMS_SOURCES)}")

@@ -318,3 +318,17 @@ def test_collect_runs_end_to_end_against_the_served_index(server, built_index, t
         assert row["source"] == "knn" and row["similarity"] is not None
     provenance = json.loads((out / "candidates.provenance.json").read_text())
     assert provenance["sources"][0]["indices"] == ["local"]
+
+
+def test_a_serving_process_exempts_its_start_up_objects_from_collection(built_index):
+    """A full collection over torch's and faiss's objects stalled every request for ~140 ms."""
+    import gc
+
+    from letitwag.builders.knn.server import ServeSettings, serving_app
+
+    assert gc.get_freeze_count() == 0
+    try:
+        serving_app(ServeSettings(indices={"t": str(built_index["index"])}, load_model=False))
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

@@ -10,6 +10,7 @@ unknown index (404), a body over the size limit (413), never a 500 for bad input
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -201,10 +202,24 @@ def create_app(service: KnnService, max_body_bytes: int = 32 * 1024 * 1024):
     )
 
 
+def serving_app(settings: ServeSettings):
+    """The app of one serving process, its start-up objects exempt from garbage collection.
+
+    Why ``gc.freeze()``: torch, faiss and the models leave ~200,000 long-lived objects, and a
+    full collection walks them all: ~140 ms during which the process (event loop and search
+    thread) holds still. Under load that happened a few times a minute and set the p99 latency
+    (``benchmarks/bench_knn.py``: stalls of 100-350 ms). Frozen, they are never walked;
+    objects made while serving are collected as before.
+    """
+    app = create_app(build_service(settings), settings.max_body_bytes)
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def app_from_environment():
     """uvicorn factory for worker processes: settings come from ``$LETITWAG_KNN_SERVE_SETTINGS``."""
-    settings = ServeSettings(**json.loads(os.environ[SETTINGS_ENV]))
-    return create_app(build_service(settings), settings.max_body_bytes)
+    return serving_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
 def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 1234, workers: int = 1,
@@ -220,7 +235,7 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 1234, wo
                    timeout_keep_alive=30)
     logger.info("serving %s on http://%s:%d with %d worker(s)", ", ".join(settings.indices), host, port, workers)
     if workers == 1:
-        uvicorn.run(create_app(build_service(settings), settings.max_body_bytes), **options)
+        uvicorn.run(serving_app(settings), **options)
         return
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
     uvicorn.run("letitwag.builders.knn.server:app_from_environment", factory=True, workers=workers, **options)

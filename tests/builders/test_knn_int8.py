@@ -90,6 +90,14 @@ def test_near_duplicates_stay_exact_on_either_path(monkeypatch):
     monkeypatch.setattr(index, "_exact_float32", lambda *args: used.append(len(args[0])) or original(*args))
     assert_exact(index, vectors, queries, 40)
     assert used == [5]
+    distinct = unit(rng.standard_normal((3000, 64)))
+    vectors = np.concatenate([vectors, distinct])
+    index = flat_index(vectors, with_int8=True)
+    original = index._exact_float32
+    monkeypatch.setattr(index, "_exact_float32", lambda *args: used.append(len(args[0])) or original(*args))
+    mixed = np.concatenate([distinct[:1], queries[:2], distinct[1:3]])  # a distinct vector finds itself alone
+    assert_exact(index, vectors, mixed, 1)
+    assert used == [5, 2]
 
 
 @native

@@ -233,9 +233,9 @@ class KnnIndex:
             wide = counts > INT8_MAX_CANDIDATES  # near-duplicates by the thousand: float32 decides those
             if wide.any():
                 scores[rows[wide]], ids[rows[wide]], stored[rows[wide]] = self._exact_float32(queries[rows[wide]], k)
-                rows, candidates = rows[~wide], candidates[~wide]
-                if not len(rows):
+                if wide.all():
                     break
+                rows, candidates = rows[~wide], candidates[~wide, : counts[~wide].max()]
             vectors = self.vectors.reconstruct_batch(np.maximum(candidates, 0).reshape(-1))
             found = rescored_top_k(queries[rows], candidates, vectors.reshape(*candidates.shape, -1), k)
             scores[rows], ids[rows], stored[rows] = found

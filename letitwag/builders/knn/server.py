@@ -207,8 +207,8 @@ def serving_app(settings: ServeSettings):
 
     Why ``gc.freeze()``: torch, faiss and the models leave ~200,000 long-lived objects, and a
     full collection walks them all: ~140 ms during which the process (event loop and search
-    thread) holds still. Under load that happened a few times a minute and set the p99 latency
-    (``benchmarks/bench_knn.py``: stalls of 100-350 ms). Frozen, they are never walked;
+    thread) holds still. Under load such stalls (100-350 ms in ``benchmarks/bench_knn.py``'s
+    per-request timings) set the p99 latency. Frozen, they are never walked;
     objects made while serving are collected as before.
     """
     app = create_app(build_service(settings), settings.max_body_bytes)

@@ -31,6 +31,7 @@ made; a kernel that breaks it (saturating arithmetic) is refused and the index s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -119,7 +120,7 @@ class Int8Scan:
             self.scales[start:stop] = torch.from_numpy(scales)
         self.packed = pack(codes)
         self._zero_points = torch.zeros(count, dtype=torch.int32)
-        self.observed_error = self._check(faiss_index, codes[:_CHECK_ROWS])
+        self.observed_error = self._check(faiss_index, min(count, _CHECK_ROWS))
 
     def __len__(self) -> int:
         return self.scales.shape[0]
@@ -142,9 +143,8 @@ class Int8Scan:
         passes = quantized_product(unsigned, scale, _ZERO_POINT, self.packed, self.scales, self._zero_points)
         return passes.numpy(), operands + output
 
-    def _check(self, faiss_index, codes) -> float:
-        """The largest pass error seen on a sample of this index; ``Int8ScanError`` if beyond the bound."""
-        rows = codes.shape[0]
+    def _check(self, faiss_index, rows: int) -> float:
+        """The largest pass error seen against the first ``rows`` vectors; ``Int8ScanError`` if beyond the bound."""
         stored = np.ascontiguousarray(faiss_index.reconstruct_n(0, rows), dtype=np.float64)
         rng = np.random.default_rng(0)
         worst = 0.0
@@ -159,8 +159,9 @@ class Int8Scan:
         return worst
 
 
-def at_least(passes: np.ndarray, floors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per query, the ids whose pass score reaches its floor: ``(ids [B, M] padded with -1, counts [B])``."""
+def at_least(passes: Sequence[np.ndarray], floors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query (``passes``: one row of pass scores each), the ids whose pass score reaches its floor:
+    ``(ids [B, M] padded with -1, counts [B])``."""
     floors32 = np.nextafter(np.asarray(floors, dtype=np.float32), np.float32(-np.inf))  # round down, never up
     found = [np.flatnonzero(passes[row] >= floors32[row]) for row in range(len(floors32))]
     counts = np.array([len(row) for row in found])

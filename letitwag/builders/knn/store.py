@@ -229,7 +229,7 @@ class KnnIndex:
         stored = np.empty((len(queries), k, self.dim), dtype=np.float32)
         rows = np.arange(len(queries))
         while len(rows):
-            candidates, counts = at_least(passes[rows], floors[rows])
+            candidates, counts = at_least([passes[row] for row in rows], floors[rows])  # views, no copy
             wide = counts > INT8_MAX_CANDIDATES  # near-duplicates by the thousand: float32 decides those
             if wide.any():
                 scores[rows[wide]], ids[rows[wide]], stored[rows[wide]] = self._exact_float32(queries[rows[wide]], k)

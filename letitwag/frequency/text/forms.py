@@ -248,16 +248,21 @@ class NounForms:
                 "forms_algorithm": NOUN_FORMS_ALGORITHM, "concept_words": self.concept_words}
 
 
+@functools.lru_cache(maxsize=1)
+def _english_rule_lemmatizers() -> dict[str, RuleLemmatizer]:
+    """spaCy's English rule lemmatisers, noun and the other parts of speech (read once per
+    process, ~0.3 s; immutable, so both concept-word readings share them)."""
+    tables = {kind: _read_table(file_name) for kind, file_name in RULE_TABLE_FILES.items()}
+    return rule_lemmatizers(tables["rules"], tables["exceptions"], tables["index"], ("noun",) + OTHER_PARTS_OF_SPEECH)
+
+
 @functools.lru_cache(maxsize=len(CONCEPT_WORDS))
 def english_noun_forms(concept_words: str = "lemma") -> NounForms:
-    """Noun forms from spaCy's English rule tables (loaded once per process, ~0.3 s);
-    ``concept_words``: ``lemma`` (default: concept words read through their noun lemma, as the
-    paper read them) or ``as-written``."""
+    """Noun forms from spaCy's English rule tables; ``concept_words``: ``lemma`` (default:
+    concept words read through their noun lemma, as the paper read them) or ``as-written``."""
     if concept_words not in CONCEPT_WORDS:
         raise ValueError(f"unknown concept-word reading {concept_words!r}; use one of {', '.join(CONCEPT_WORDS)}")
-    tables = {kind: _read_table(file_name) for kind, file_name in RULE_TABLE_FILES.items()}
-    lemmatizers = rule_lemmatizers(tables["rules"], tables["exceptions"], tables["index"],
-                                   ("noun",) + OTHER_PARTS_OF_SPEECH)
+    lemmatizers = dict(_english_rule_lemmatizers())
     noun = lemmatizers.pop("noun")
     stop_words = frozenset(read_bundled_json(STOP_WORDS_FILE)["words"])
     return NounForms(noun, lemmatizers, stop_words, concept_words, version=_package_version())

@@ -15,6 +15,9 @@ What it does, for each width in ``--dims``, all on 127.0.0.1 and bounded in requ
    tolist() gives them) and `text` queries built from the Let it Wag! concept names and
    templates (the first of each text is a model forward, repeats hit the server's cache),
    `num_images` 40 (clip-retrieval client's default), half with `deduplicate`;
+   before the load, it times the stages alone in its own process: the exact scan per batch
+   (float32, and the int8 pass where the CPU has it), the int8 codes' start-up cost, one full
+   garbage collection in a fresh process holding a worker's state;
 5. prints q/s, p50/p95/p99 latency, errors and the server's CPU time per request (robust to
    other load on the machine, unlike latency), then a table of all widths against the targets.
 
@@ -165,6 +168,62 @@ async def load(port: int, bodies: list[bytes], clients: int, deadline_s: float, 
     return latencies, errors, time.perf_counter() - started
 
 
+def scan_stages(index_dir: Path, num_images: int, repeats: int = 20) -> None:
+    """Where a worker's time goes, measured before the load: the exact scan per batch on one
+    thread (faiss float32 against the int8 pass), the start-up cost of the int8 codes, and one
+    full garbage collection in a worker's state (``worker_collection``)."""
+    from letitwag.builders.knn.store import open_index, set_search_threads
+
+    set_search_threads(1)
+    started = time.perf_counter()
+    plain = open_index(index_dir)
+    opened = time.perf_counter() - started
+    started = time.perf_counter()
+    index = open_index(index_dir, int8_scan=True)
+    codes_s = time.perf_counter() - started - opened
+    rng = np.random.default_rng(1)
+    for batch in (1, 4):
+        queries = rng.standard_normal((batch, index.dim)).astype(np.float32)
+        timings = {"float32": lambda: plain.vectors.search(queries, num_images)}
+        if index.int8 is not None:
+            timings["int8"] = lambda: index.int8.scores(queries)
+        spent = {}
+        for name, call in timings.items():
+            call()
+            clock = time.perf_counter()
+            for _ in range(repeats):
+                call()
+            spent[name] = (time.perf_counter() - clock) / repeats * 1000
+        figures = ", ".join(f"{name} {ms:.1f} ms" for name, ms in spent.items())
+        print(f"  exact scan of {len(index):,} x {index.dim}, batch of {batch}, one thread: {figures}", flush=True)
+    if index.int8 is None:
+        print("  int8 pass: not used on this CPU (no int8 dot-product instructions): the server scans in float32")
+    else:
+        print(f"  int8 codes made at start-up in {codes_s:.1f} s ({index.int8.nbytes() / 1e6:.0f} MB per worker)")
+    print(f"  {worker_collection(index_dir)}", flush=True)
+
+
+_WORKER_COLLECTION = """
+import gc, json, sys, time
+from letitwag.builders.knn.server import ServeSettings, build_service
+build_service(ServeSettings(indices={"bench": sys.argv[1]}, load_model=True))
+gc.collect()
+clock = time.perf_counter()
+gc.collect()
+print(json.dumps([len(gc.get_objects()), (time.perf_counter() - clock) * 1000]))
+"""
+
+
+def worker_collection(index_dir: Path) -> str:
+    """One full garbage collection in a fresh process holding what a server worker holds (the
+    service built, model loaded): the pause each collection cost before workers froze their
+    start-up objects."""
+    output = subprocess.run([sys.executable, "-c", _WORKER_COLLECTION, str(index_dir)], check=True,
+                            capture_output=True, text=True).stdout
+    objects, milliseconds = json.loads(output.strip().splitlines()[-1])
+    return f"one full garbage collection in a process holding a worker's state: {milliseconds:.0f} ms over {objects:,} objects"
+
+
 def _cpu_seconds(pid: int) -> float:
     """CPU time used so far by the server and its worker processes."""
     import psutil
@@ -303,6 +362,7 @@ def main() -> int:
                 index_dir = make_index(folder, args.count, dim, args.seed)
                 print(f"dim {dim}: synthetic flat index of {args.count:,} random unit vectors built in "
                       f"{time.perf_counter() - started:.1f} s", flush=True)
+                scan_stages(index_dir, args.num_images)
                 results.append(measure(index_dir, f"dim {dim}", dim, args, folder, queries, args.text_fraction,
                                        ["--search-threads", str(args.search_threads)]))
     print(f"\n| {'index':<28} | q/s    | p50 ms | p95 ms | p99 ms | errors | server CPU ms/request | result |")

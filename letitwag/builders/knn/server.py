@@ -205,8 +205,8 @@ def create_app(service: KnnService, max_body_bytes: int = 32 * 1024 * 1024):
 def serving_app(settings: ServeSettings):
     """The app of one serving process, its start-up objects exempt from garbage collection.
 
-    Why ``gc.freeze()``: torch, faiss and the models leave ~200,000 long-lived objects, and a
-    full collection walks them all: ~140 ms during which the process (event loop and search
+    Why ``gc.freeze()``: torch, faiss and the models leave ~455,000 long-lived objects, and a
+    full collection walks them all: 270-290 ms (``benchmarks/bench_knn.py``) during which the process (event loop and search
     thread) holds still. Under load such stalls (100-350 ms in ``benchmarks/bench_knn.py``'s
     per-request timings) set the p99 latency. Frozen, they are never walked;
     objects made while serving are collected as before.
